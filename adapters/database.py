@@ -1,0 +1,95 @@
+"""Engine set-up, borrowing a driver connection, and turning driver failures into ours."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+import sqlalchemy.exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from domain.errors import StorageTimeout, StorageUnavailable
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    size: int = 10
+    acquire_timeout_s: float = 5.0
+    statement_timeout_ms: int = 5000
+    # Zero turns off prepared statements, which a transaction-mode pooler cannot keep.
+    statement_cache_size: int = 100
+
+
+def asyncpg_url(url: str) -> URL:
+    """Accept an ordinary libpq URL (`postgresql://…`) and name the driver for SQLAlchemy."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"expected a postgresql:// URL, got {parsed.drivername}://")
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+def create_engine(url: str, pool: PoolSettings) -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool.size,
+        max_overflow=0,
+        pool_timeout=pool.acquire_timeout_s,
+        # A connection the server dropped (restart, pg_terminate_backend) is noticed and
+        # replaced at checkout instead of failing the next request.
+        pool_pre_ping=True,
+        connect_args={
+            "statement_cache_size": pool.statement_cache_size,
+            "prepared_statement_cache_size": pool.statement_cache_size,
+            "timeout": pool.acquire_timeout_s,
+            "server_settings": {
+                "application_name": "task-tracker",
+                "statement_timeout": str(pool.statement_timeout_ms),
+                "lock_timeout": str(pool.statement_timeout_ms),
+            },
+        },
+    )
+
+
+# SQLSTATE classes that mean "not now" rather than "wrong": connection exceptions,
+# insufficient resources, operator intervention (shutdown, cancel), and a missing
+# relation, which here means the schema has not been migrated yet.
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57", "42P01", "55P03", "40001", "40P01")
+
+
+def _is_unavailable(err: BaseException) -> bool:
+    if isinstance(err, (OSError, TimeoutError)):
+        return True
+    if isinstance(err, asyncpg.exceptions.InterfaceError):
+        return True
+    sqlstate = getattr(err, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """Borrow a pooled connection as the bare asyncpg connection.
+
+    The two read statements go straight to asyncpg: it decodes rows faster than
+    SQLAlchemy's result layer, and they need nothing else from it.
+    """
+    try:
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert isinstance(driver, asyncpg.Connection)
+            yield driver
+    except asyncpg.exceptions.QueryCanceledError as err:
+        raise StorageTimeout("the statement exceeded its time limit") from err
+    except sqlalchemy.exc.TimeoutError as err:
+        raise StorageUnavailable("no database connection became free in time") from err
+    except sqlalchemy.exc.DBAPIError as err:
+        if err.connection_invalidated or (err.orig is not None and _is_unavailable(err.orig)):
+            raise StorageUnavailable("the database is unavailable") from err
+        raise
+    except (asyncpg.PostgresError, asyncpg.exceptions.InterfaceError, OSError) as err:
+        if _is_unavailable(err):
+            raise StorageUnavailable("the database is unavailable") from err
+        raise
+    except TimeoutError as err:
+        raise StorageUnavailable("the database did not answer in time") from err

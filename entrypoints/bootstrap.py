@@ -1,0 +1,77 @@
+"""The composition root: settings in, a wired application out."""
+
+import asyncio
+import logging
+
+from litestar import Litestar
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters import migrations
+from adapters.clock import SystemClock
+from adapters.database import create_engine
+from adapters.embedded_postgres import start_embedded_postgres
+from adapters.reports import PostgresTaskReportReader
+from adapters.user_ids import PostgresUserIdReader
+from application.reports import BuildReportsByIds
+from application.user_ids import ListUserIdsForProcessing
+from domain.ports import Clock
+from entrypoints.api_keys import ApiKeyRegistry
+from entrypoints.http.app import HttpDependencies, create_app
+from entrypoints.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_READINESS_TIMEOUT_S = 2.0
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured URL, or an embedded server's when none is configured."""
+    if settings.database_url is not None:
+        return settings.database_url
+    data_dir = (settings.data_dir / "postgres").resolve()
+    url = start_embedded_postgres(data_dir)
+    print(f"No TASK_TRACKER_DATABASE_URL set: using embedded PostgreSQL with data in {data_dir}")
+    return url
+
+
+def build_app(
+    settings: Settings,
+    database_url: str,
+    *,
+    clock: Clock | None = None,
+) -> Litestar:
+    engine = create_engine(database_url, settings.pool)
+    clock = clock or SystemClock()
+    registry = ApiKeyRegistry(list(settings.api_keys))
+    head = migrations.head_revision()
+
+    async def readiness() -> str | None:
+        try:
+            current = await asyncio.wait_for(
+                migrations.current_revision(engine),
+                _READINESS_TIMEOUT_S,
+            )
+        except Exception as err:  # any failure to answer means "not ready"
+            logger.warning("readiness check failed: %s", type(err).__name__)
+            return "The database does not answer."
+        if current != head:
+            return f"The database schema is at {current or 'nothing'}, not {head}."
+        return None
+
+    deps = HttpDependencies(
+        list_user_ids=ListUserIdsForProcessing(PostgresUserIdReader(engine), clock),
+        build_reports=BuildReportsByIds(PostgresTaskReportReader(engine), clock),
+        readiness=readiness,
+        api_keys=lambda: registry,
+        auth_failures_per_minute=settings.auth_failures_per_minute,
+        docs_enabled=settings.docs_enabled,
+    )
+    return create_app(deps, on_shutdown=[engine.dispose])
+
+
+async def migrate(database_url: str, settings: Settings) -> None:
+    engine: AsyncEngine = create_engine(database_url, settings.pool)
+    try:
+        await migrations.upgrade(engine)
+    finally:
+        await engine.dispose()

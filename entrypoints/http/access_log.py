@@ -1,0 +1,78 @@
+"""One log line per request, a request id on every response, and headers every answer carries."""
+
+import logging
+import re
+import time
+import uuid
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from entrypoints.http.authentication import API_CLIENT_STATE_KEY
+
+logger = logging.getLogger("task_tracker.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+REQUEST_ID_STATE_KEY = "request_id"
+# A caller's id is echoed only if it is short, visible ASCII; anything else is replaced.
+_ACCEPTABLE_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+_ALWAYS = (
+    # Reports carry e-mail addresses: no cache along the way may keep them.
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+)
+
+
+class AccessLog:
+    """ASGI middleware around the whole app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        state = scope.setdefault("state", {})
+        state[REQUEST_ID_STATE_KEY] = request_id
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() not in (b"cache-control", REQUEST_ID_HEADER)
+                ]
+                headers.extend(_ALWAYS)
+                headers.append((REQUEST_ID_HEADER, request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_headers)
+        finally:
+            logger.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "client": state.get(API_CLIENT_STATE_KEY, "-"),
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    **state.get("log_fields", {}),
+                },
+            )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER and _ACCEPTABLE_REQUEST_ID.fullmatch(value):
+            return value.decode("ascii")
+    return uuid.uuid4().hex

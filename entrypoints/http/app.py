@@ -1,0 +1,80 @@
+"""Builds the Litestar app from use cases and checks; knows nothing of where they come from."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from application.reports import BuildReportsByIds
+from application.user_ids import ListUserIdsForProcessing
+from entrypoints.api_keys import ApiKeyRegistry
+from entrypoints.http.access_log import AccessLog
+from entrypoints.http.authentication import ApiKeyGate, FailedAuthLimiter
+from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.routes import Readiness, internal_router, live, ready
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HttpDependencies:
+    list_user_ids: ListUserIdsForProcessing
+    build_reports: BuildReportsByIds
+    readiness: Readiness
+    api_keys: Callable[[], ApiKeyRegistry]
+    auth_failures_per_minute: int = 60
+    docs_enabled: bool = False
+
+
+def create_app(
+    deps: HttpDependencies,
+    *,
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> Litestar:
+    app = Litestar(
+        route_handlers=[internal_router, live, ready],
+        dependencies={
+            "list_user_ids": Provide(
+                lambda: deps.list_user_ids, use_cache=True, sync_to_thread=False
+            ),
+            "build_reports": Provide(
+                lambda: deps.build_reports, use_cache=True, sync_to_thread=False
+            ),
+            "readiness": Provide(lambda: deps.readiness, use_cache=True, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=_openapi() if deps.docs_enabled else None,
+        logging_config=None,
+        on_shutdown=list(on_shutdown),
+    )
+    # The gate and the access log wrap Litestar's router itself rather than a route, so
+    # they also see requests that match no route: an unknown internal path must answer
+    # 401, not 404, to a caller without a key.
+    gate = ApiKeyGate(
+        app.asgi_handler,
+        registry=deps.api_keys,
+        limiter=FailedAuthLimiter(deps.auth_failures_per_minute),
+    )
+    app.asgi_handler = AccessLog(gate)
+    return app
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="task-tracker internal reporting API",
+        version="1",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "ApiKey": SecurityScheme(
+                    type="apiKey", name="X-API-Key", security_scheme_in="header"
+                ),
+            },
+        ),
+    )

@@ -1,0 +1,152 @@
+"""Wire schemas of the internal API (camelCase, strict) and their mapping to the domain."""
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct
+
+from application.limits import MAX_BATCH_SIZE, MAX_ID, MAX_MAX_TASKS
+from application.reports import BuildReportsCommand, ReportBatch
+from application.user_ids import UserIdsPage
+from domain.errors import FieldError, InvalidRequest
+from domain.reports import ReportWindow, UserTaskReport
+
+UserId = Annotated[int, Meta(ge=1, le=MAX_ID)]
+Timestamp = Annotated[datetime, Meta(tz=True)]
+
+
+class ReportsRequest(Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    user_ids: Annotated[list[UserId], Meta(min_length=1, max_length=MAX_BATCH_SIZE)]
+    window_start: Timestamp | None = None
+    window_end: Timestamp | None = None
+    max_tasks: Annotated[int, Meta(ge=0, le=MAX_MAX_TASKS)] | None = None
+
+
+class Window(Struct, frozen=True):
+    start: datetime
+    end: datetime
+
+
+class UserIdsResponse(Struct, rename="camel", frozen=True):
+    user_ids: list[int]
+    next_after_id: int | None
+    window: Window
+
+
+class UnfinishedTaskBody(Struct, frozen=True):
+    id: int
+    title: str
+
+
+class CompletedTaskBody(Struct, rename="camel", frozen=True):
+    id: int
+    title: str
+    completed_at: datetime
+
+
+class UnfinishedBody(Struct, frozen=True):
+    count: int
+    tasks: list[UnfinishedTaskBody]
+
+
+class CompletedBody(Struct, frozen=True):
+    count: int
+    tasks: list[CompletedTaskBody]
+
+
+class ReportBody(Struct, rename="camel", frozen=True):
+    user_id: int
+    email: str
+    unfinished: UnfinishedBody
+    completed: CompletedBody
+
+
+class ReportsResponse(Struct, rename="camel", frozen=True):
+    window: Window
+    reports: list[ReportBody]
+    missing_user_ids: list[int]
+
+
+_request_decoder = msgspec.json.Decoder(ReportsRequest)
+encoder = msgspec.json.Encoder()
+
+
+def decode_reports_request(body: bytes) -> BuildReportsCommand:
+    try:
+        request = _request_decoder.decode(body)
+    except msgspec.ValidationError as err:
+        raise InvalidRequest(field_error_of(err)) from None
+    except msgspec.DecodeError:
+        raise InvalidRequest(FieldError("body", "is not valid JSON")) from None
+
+    command = BuildReportsCommand(
+        user_ids=tuple(request.user_ids),
+        window_start=request.window_start,
+        window_end=request.window_end,
+    )
+    if request.max_tasks is not None:
+        command = BuildReportsCommand(
+            user_ids=command.user_ids,
+            window_start=command.window_start,
+            window_end=command.window_end,
+            max_tasks=request.max_tasks,
+        )
+    return command
+
+
+_AT_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]*)`")
+
+
+def field_error_of(err: msgspec.ValidationError) -> FieldError:
+    """Turn msgspec's "Expected … - at `$.userIds[3]`" into field `userIds[3]` and a message."""
+    text = str(err)
+    message, path = text, ""
+    if match := _AT_PATH.match(text):
+        message, path = match["message"], match["path"]
+    field = path.removeprefix(".")
+    if named := _NAMED_FIELD.match(message):
+        field = f"{field}.{named['name']}" if field else named["name"]
+    return FieldError(field or "body", message)
+
+
+def _window(window: ReportWindow) -> Window:
+    return Window(start=window.start.astimezone(UTC), end=window.end.astimezone(UTC))
+
+
+def user_ids_response(page: UserIdsPage) -> UserIdsResponse:
+    return UserIdsResponse(
+        user_ids=list(page.user_ids),
+        next_after_id=page.next_after_id,
+        window=_window(page.window),
+    )
+
+
+def _report(report: UserTaskReport) -> ReportBody:
+    return ReportBody(
+        user_id=report.user_id,
+        email=report.email,
+        unfinished=UnfinishedBody(
+            count=report.unfinished.count,
+            tasks=[UnfinishedTaskBody(id=t.id, title=t.title) for t in report.unfinished.tasks],
+        ),
+        completed=CompletedBody(
+            count=report.completed.count,
+            tasks=[
+                CompletedTaskBody(
+                    id=t.id, title=t.title, completed_at=t.completed_at.astimezone(UTC)
+                )
+                for t in report.completed.tasks
+            ],
+        ),
+    )
+
+
+def reports_response(batch: ReportBatch) -> ReportsResponse:
+    return ReportsResponse(
+        window=_window(batch.window),
+        reports=[_report(report) for report in batch.reports],
+        missing_user_ids=batch.missing_user_ids,
+    )
