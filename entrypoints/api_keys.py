@@ -2,10 +2,18 @@
 
 import hashlib
 import hmac
+import logging
+import math
 import secrets
 import string
+import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "ttk_"
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -25,6 +33,7 @@ class ApiKeyEntry:
 
     client: str
     digest: bytes
+    expires_at: datetime | None = None
 
 
 def digest_of(key: str | bytes) -> bytes:
@@ -74,39 +83,70 @@ def _checksum(body: str) -> str:
 
 
 def parse_entries(text: str, *, separator: str = ",") -> list[ApiKeyEntry]:
-    """Parse `CLIENT:SHA256HEX` entries; blank entries and `#` comments are skipped."""
+    """Parse `CLIENT:SHA256HEX[;expires=TIMESTAMP]` entries.
+
+    Blank entries are skipped, and in a file (one entry a line) so is anything after `#`.
+    """
     entries = []
     for position, raw in enumerate(text.split(separator), start=1):
         entry = raw.split("#", 1)[0].strip() if separator == "\n" else raw.strip()
-        if not entry:
-            continue
-        client, colon, digest_hex = entry.rpartition(":")
-        client = client.strip()
-        digest_hex = digest_hex.strip().lower()
-        if not colon or not client:
-            raise ApiKeyConfigError(f"entry {position} is not CLIENT:SHA256HEX")
-        if not client.isprintable() or not client.isascii():
-            raise ApiKeyConfigError(f"entry {position}: the client name must be printable ASCII")
-        if len(digest_hex) != _DIGEST_HEX_LENGTH or not set(digest_hex) <= set(string.hexdigits):
-            raise ApiKeyConfigError(
-                f"entry {position} ({client}): the digest must be 64 hex digits, "
-                "the SHA-256 of the key, never the key itself",
-            )
-        entries.append(ApiKeyEntry(client=client, digest=bytes.fromhex(digest_hex)))
+        if entry:
+            entries.append(_parse_entry(entry, f"entry {position}"))
     return entries
+
+
+def _parse_entry(entry: str, where: str) -> ApiKeyEntry:
+    head, _, options = entry.partition(";")
+    client, colon, digest_hex = head.rpartition(":")
+    client = client.strip()
+    digest_hex = digest_hex.strip().lower()
+    if not colon or not client:
+        raise ApiKeyConfigError(f"{where} is not CLIENT:SHA256HEX")
+    if not client.isascii() or not client.isprintable() or "," in client:
+        raise ApiKeyConfigError(f"{where}: the client name must be printable ASCII without ','")
+    if len(digest_hex) != _DIGEST_HEX_LENGTH or not set(digest_hex) <= set(string.hexdigits):
+        raise ApiKeyConfigError(
+            f"{where} ({client}): the digest must be 64 hex digits, "
+            "the SHA-256 of the key, never the key itself",
+        )
+    expires_at = None
+    if options.strip():
+        name, equals, value = options.partition("=")
+        if name.strip() != "expires" or not equals:
+            raise ApiKeyConfigError(f"{where} ({client}): the only option is ;expires=TIMESTAMP")
+        expires_at = _parse_expiry(value.strip(), f"{where} ({client})")
+    return ApiKeyEntry(client=client, digest=bytes.fromhex(digest_hex), expires_at=expires_at)
+
+
+def _parse_expiry(value: str, where: str) -> datetime:
+    try:
+        expires_at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        expires_at = None
+    if expires_at is None or expires_at.utcoffset() is None:
+        raise ApiKeyConfigError(f"{where}: expires must be a timestamp with an offset")
+    return expires_at.astimezone(UTC)
+
+
+def entry_line(client: str, key: str, expires_at: datetime | None = None) -> str:
+    """The configuration entry that accepts `key` for `client`."""
+    line = f"{client}:{digest_of(key).hex()}"
+    if expires_at is not None:
+        line += f";expires={expires_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    return line
 
 
 class ApiKeyRegistry:
     """The accepted keys; tells which client a presented key belongs to."""
 
-    def __init__(self, entries: list[ApiKeyEntry]) -> None:
+    def __init__(self, entries: Iterable[ApiKeyEntry]) -> None:
         self._entries = tuple(entries)
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def client_for(self, presented: bytes) -> str | None:
-        """The client whose key this is, or None.
+    def client_for(self, presented: bytes, now: datetime) -> tuple[str | None, str]:
+        """The client whose unexpired key this is (or None), and why.
 
         Every entry is compared, in constant time, so the answer takes as long for the
         first entry as for the last or for none.
@@ -115,5 +155,63 @@ class ApiKeyRegistry:
         found = None
         for entry in self._entries:
             if hmac.compare_digest(entry.digest, presented_digest):
-                found = entry.client
-        return found
+                found = entry
+        if found is None:
+            return None, "unknown"
+        if found.expires_at is not None and found.expires_at <= now:
+            return None, "expired"
+        return found.client, "ok"
+
+
+class ApiKeySource:
+    """The keys from the environment plus those of a file that may change while we run.
+
+    The file is looked at again (a stat, no read) at most once a second, and read when
+    it changed or after `request_reload` (SIGHUP). A file that fails to parse leaves the
+    previous keys in force and says why in the log; revoking a key is removing its line.
+    """
+
+    RECHECK_S = 1.0
+
+    def __init__(
+        self,
+        fixed: Iterable[ApiKeyEntry],
+        path: Path | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fixed = tuple(fixed)
+        self._path = path
+        self._clock = clock
+        self._signature: tuple[int, int, int] | None = None
+        self._checked_at = -math.inf
+        self._registry = ApiKeyRegistry(self._fixed)
+        if path is not None:
+            self._reload(initial=True)
+
+    def request_reload(self) -> None:
+        self._signature = None
+        self._checked_at = -math.inf
+
+    def current(self) -> ApiKeyRegistry:
+        if self._path is not None and self._clock() - self._checked_at >= self.RECHECK_S:
+            self._reload(initial=False)
+        return self._registry
+
+    def _reload(self, *, initial: bool) -> None:
+        assert self._path is not None
+        self._checked_at = self._clock()
+        try:
+            stat = self._path.stat()
+            signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            if signature == self._signature:
+                return
+            entries = parse_entries(self._path.read_text(encoding="utf-8"), separator="\n")
+        except (OSError, UnicodeDecodeError, ApiKeyConfigError) as err:
+            if initial:
+                raise ApiKeyConfigError(f"{self._path}: {err}") from None
+            logger.warning("api key file not reloaded, keeping the previous keys: %s", err)
+            return
+        self._signature = signature
+        self._registry = ApiKeyRegistry((*self._fixed, *entries))
+        if not initial:
+            logger.info("api key file reloaded entries=%d", len(entries))

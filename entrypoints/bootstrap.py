@@ -15,7 +15,7 @@ from adapters.user_ids import PostgresUserIdReader
 from application.reports import BuildReportsByIds
 from application.user_ids import ListUserIdsForProcessing
 from domain.ports import Clock
-from entrypoints.api_keys import ApiKeyRegistry
+from entrypoints.api_keys import ApiKeySource
 from entrypoints.http.app import HttpDependencies, create_app
 from entrypoints.settings import Settings
 
@@ -42,7 +42,9 @@ def build_app(
 ) -> Litestar:
     engine = create_engine(database_url, settings.pool)
     clock = clock or SystemClock()
-    registry = ApiKeyRegistry(list(settings.api_keys))
+    keys = ApiKeySource(settings.api_keys, settings.api_keys_file)
+    if not settings.api_keys and settings.api_keys_file is None:
+        logger.warning("no API keys configured: every internal request will be refused")
     head = migrations.head_revision()
 
     async def readiness() -> str | None:
@@ -62,7 +64,8 @@ def build_app(
         list_user_ids=ListUserIdsForProcessing(PostgresUserIdReader(engine), clock),
         build_reports=BuildReportsByIds(PostgresTaskReportReader(engine), clock),
         readiness=readiness,
-        api_keys=lambda: registry,
+        api_keys=keys.current,
+        on_reload_signal=keys.request_reload,
         auth_failures_per_minute=settings.auth_failures_per_minute,
         docs_enabled=settings.docs_enabled,
     )

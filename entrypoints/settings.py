@@ -47,7 +47,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     api_keys = env.check("API_KEYS", lambda: tuple(parse_entries(keys_text)))
     keys_file = env.get("API_KEYS_FILE", Path, None)
     if keys_file is not None:
-        api_keys += env.check("API_KEYS_FILE", lambda: read_key_file(keys_file))
+        # Read now only to refuse a broken file at start-up; the service re-reads it.
+        env.check("API_KEYS_FILE", lambda: read_key_file(keys_file))
 
     defaults = Settings()
     pool = PoolSettings(

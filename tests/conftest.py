@@ -78,7 +78,9 @@ async def engine(database_url: str, pool_settings: PoolSettings) -> AsyncIterato
 
 
 @pytest.fixture(scope="session")
-async def raw_connection(engine: AsyncEngine, database_url: str) -> AsyncIterator[asyncpg.Connection]:
+async def raw_connection(
+    engine: AsyncEngine, database_url: str
+) -> AsyncIterator[asyncpg.Connection]:
     """A connection of the tests' own, for arranging data."""
     connection = await asyncpg.connect(database_url)
     yield connection
@@ -86,10 +88,10 @@ async def raw_connection(engine: AsyncEngine, database_url: str) -> AsyncIterato
 
 
 @pytest.fixture
-async def seeder(raw_connection: asyncpg.Connection) -> AsyncIterator[Seeder]:
+async def seeder(raw_connection: asyncpg.Connection) -> Seeder:
     """Empty tables before the test, and a way to fill them."""
     await raw_connection.execute("TRUNCATE users, tasks RESTART IDENTITY CASCADE")
-    yield Seeder(raw_connection)
+    return Seeder(raw_connection)
 
 
 API_KEY = new_api_key()

@@ -1,7 +1,6 @@
 """Replays shared/examples: the contract's golden requests against the real app."""
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ EXAMPLES = sorted((PROJECT_ROOT.parent / "shared" / "examples").glob("*.json"))
 
 
 def _cases() -> list[Any]:
-    cases = []
+    cases: list[Any] = []
     for path in EXAMPLES:
         example = json.loads(path.read_text(encoding="utf-8"))
         cases.extend(

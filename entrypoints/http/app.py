@@ -1,5 +1,8 @@
 """Builds the Litestar app from use cases and checks; knows nothing of where they come from."""
 
+import asyncio
+import contextlib
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +29,7 @@ class HttpDependencies:
     build_reports: BuildReportsByIds
     readiness: Readiness
     api_keys: Callable[[], ApiKeyRegistry]
+    on_reload_signal: Callable[[], None] | None = None
     auth_failures_per_minute: int = 60
     docs_enabled: bool = False
 
@@ -50,6 +54,7 @@ def create_app(
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=_openapi() if deps.docs_enabled else None,
         logging_config=None,
+        on_startup=[_reload_on_sighup(deps.on_reload_signal)] if deps.on_reload_signal else [],
         on_shutdown=list(on_shutdown),
     )
     # The gate and the access log wrap Litestar's router itself rather than a route, so
@@ -62,6 +67,16 @@ def create_app(
     )
     app.asgi_handler = AccessLog(gate)
     return app
+
+
+def _reload_on_sighup(reload: Callable[[], None]) -> Callable[[], None]:
+    def install() -> None:
+        # Only the main thread of a process may take signals; elsewhere (tests) the
+        # file is still re-read when it changes.
+        with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+    return install
 
 
 def _openapi() -> OpenAPIConfig:

@@ -10,6 +10,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -148,10 +149,7 @@ class ApiKeyGate:
             return None, "malformed"
         if key.startswith(KEY_PREFIX.encode()) and key_id_of(key) is None:
             return None, "bad-checksum"
-        client = self._registry().client_for(key)
-        if client is None:
-            return None, "unknown"
-        return client, "ok"
+        return self._registry().client_for(key, datetime.now(UTC))
 
 
 async def _send_problem(

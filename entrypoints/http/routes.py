@@ -10,6 +10,12 @@ from application.limits import DEFAULT_PAGE_LIMIT
 from application.reports import BuildReportsByIds
 from application.user_ids import ListUserIdsForProcessing, ListUserIdsQuery
 from entrypoints.http.authentication import INTERNAL_PREFIX, require_api_client
+from entrypoints.http.openapi import (
+    REPORTS_RESPONSES,
+    USER_IDS_RESPONSES,
+    ReportsOperation,
+    UserIdsOperation,
+)
 from entrypoints.http.problems import RETRY_AFTER_S, AnyRequest, problem_response
 from entrypoints.http.query import QueryReader
 from entrypoints.http.schemas import (
@@ -28,7 +34,11 @@ def _log_fields(request: AnyRequest, **fields: int) -> None:
     request.scope.setdefault("state", {}).setdefault("log_fields", {}).update(fields)
 
 
-@get("/scheduler/user-ids-for-processing")
+@get(
+    "/scheduler/user-ids-for-processing",
+    operation_class=UserIdsOperation,
+    responses=USER_IDS_RESPONSES,
+)
 async def user_ids_for_processing(
     request: AnyRequest,
     list_user_ids: NamedDependency[ListUserIdsForProcessing],
@@ -54,7 +64,12 @@ async def user_ids_for_processing(
     return Response(encoder.encode(user_ids_response(page)), media_type=JSON)
 
 
-@post("/scheduler/user-task-reports-by-ids", status_code=200)
+@post(
+    "/scheduler/user-task-reports-by-ids",
+    status_code=200,
+    operation_class=ReportsOperation,
+    responses=REPORTS_RESPONSES,
+)
 async def user_task_reports_by_ids(
     request: AnyRequest,
     build_reports: NamedDependency[BuildReportsByIds],
