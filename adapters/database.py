@@ -1,8 +1,10 @@
 """Engine set-up, borrowing a driver connection, and turning driver failures into ours."""
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 import sqlalchemy.exc
@@ -66,30 +68,73 @@ def _is_unavailable(err: BaseException) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
 
 
-@asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """Borrow a pooled connection as the bare asyncpg connection.
+class DatabaseObserver(Protocol):
+    """What the service may want to know about its use of the database (for metrics)."""
 
-    The two read statements go straight to asyncpg: it decodes rows faster than
-    SQLAlchemy's result layer, and they need nothing else from it.
-    """
-    try:
-        async with engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert isinstance(driver, asyncpg.Connection)
-            yield driver
-    except asyncpg.exceptions.QueryCanceledError as err:
-        raise StorageTimeout("the statement exceeded its time limit") from err
-    except sqlalchemy.exc.TimeoutError as err:
-        raise StorageUnavailable("no database connection became free in time") from err
-    except sqlalchemy.exc.DBAPIError as err:
-        if err.connection_invalidated or (err.orig is not None and _is_unavailable(err.orig)):
-            raise StorageUnavailable("the database is unavailable") from err
-        raise
-    except (asyncpg.PostgresError, asyncpg.exceptions.InterfaceError, OSError) as err:
-        if _is_unavailable(err):
-            raise StorageUnavailable("the database is unavailable") from err
-        raise
-    except TimeoutError as err:
-        raise StorageUnavailable("the database did not answer in time") from err
+    def pool_waiting(self, delta: int) -> None: ...
+
+    def pool_in_use(self, delta: int) -> None: ...
+
+    def statement_finished(self, name: str, seconds: float) -> None: ...
+
+
+class _Unobserved:
+    def pool_waiting(self, delta: int) -> None:
+        pass
+
+    def pool_in_use(self, delta: int) -> None:
+        pass
+
+    def statement_finished(self, name: str, seconds: float) -> None:
+        pass
+
+
+class Database:
+    """Runs a read statement on a pooled connection and speaks only in our errors."""
+
+    def __init__(self, engine: AsyncEngine, observer: DatabaseObserver | None = None) -> None:
+        self._engine = engine
+        self._observer = observer or _Unobserved()
+
+    async def fetch(self, name: str, sql: str, *args: object) -> list[asyncpg.Record]:
+        """Rows of one statement; `name` labels its timing."""
+        async with self._driver_connection() as connection:
+            started = time.perf_counter()
+            rows = await connection.fetch(sql, *args)
+            self._observer.statement_finished(name, time.perf_counter() - started)
+        return rows
+
+    @asynccontextmanager
+    async def _driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        # The two read statements go straight to asyncpg: it decodes rows faster than
+        # SQLAlchemy's result layer, and they need nothing else from it.
+        try:
+            connection = self._engine.connect()
+            self._observer.pool_waiting(+1)
+            try:
+                await connection.start()
+            finally:
+                self._observer.pool_waiting(-1)
+            self._observer.pool_in_use(+1)
+            try:
+                raw = await connection.get_raw_connection()
+                driver = raw.driver_connection
+                assert isinstance(driver, asyncpg.Connection)
+                yield driver
+            finally:
+                self._observer.pool_in_use(-1)
+                await connection.close()
+        except asyncpg.exceptions.QueryCanceledError as err:
+            raise StorageTimeout("the statement exceeded its time limit") from err
+        except sqlalchemy.exc.TimeoutError as err:
+            raise StorageUnavailable("no database connection became free in time") from err
+        except sqlalchemy.exc.DBAPIError as err:
+            if err.connection_invalidated or (err.orig is not None and _is_unavailable(err.orig)):
+                raise StorageUnavailable("the database is unavailable") from err
+            raise
+        except (asyncpg.PostgresError, asyncpg.exceptions.InterfaceError, OSError) as err:
+            if _is_unavailable(err):
+                raise StorageUnavailable("the database is unavailable") from err
+            raise
+        except TimeoutError as err:
+            raise StorageUnavailable("the database did not answer in time") from err

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.database import driver_connection
+from adapters.database import Database, DatabaseObserver
 from domain.reports import (
     CompletedTask,
     CompletedTasks,
@@ -84,8 +84,8 @@ ORDER BY u.id
 
 
 class PostgresTaskReportReader:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, engine: AsyncEngine, observer: DatabaseObserver | None = None) -> None:
+        self._database = Database(engine, observer)
 
     async def read_reports(
         self,
@@ -93,14 +93,14 @@ class PostgresTaskReportReader:
         window: ReportWindow,
         max_tasks: int,
     ) -> list[UserTaskReport]:
-        async with driver_connection(self._engine) as connection:
-            rows = await connection.fetch(
-                REPORT_SQL,
-                list(user_ids),
-                window.start,
-                window.end,
-                max_tasks,
-            )
+        rows = await self._database.fetch(
+            "report",
+            REPORT_SQL,
+            list(user_ids),
+            window.start,
+            window.end,
+            max_tasks,
+        )
 
         return [
             UserTaskReport(

@@ -2,7 +2,7 @@
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.database import driver_connection
+from adapters.database import Database, DatabaseObserver
 from domain.reports import ReportWindow, UserIdPage
 
 # $1 after id, $2 window start, $3 window end, $4 page size plus one.
@@ -34,18 +34,18 @@ LIMIT $4
 
 
 class PostgresUserIdReader:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, engine: AsyncEngine, observer: DatabaseObserver | None = None) -> None:
+        self._database = Database(engine, observer)
 
     async def read_page(self, window: ReportWindow, after_id: int, limit: int) -> UserIdPage:
-        async with driver_connection(self._engine) as connection:
-            rows = await connection.fetch(
-                USER_IDS_SQL,
-                after_id,
-                window.start,
-                window.end,
-                limit + 1,
-            )
+        rows = await self._database.fetch(
+            "user_ids",
+            USER_IDS_SQL,
+            after_id,
+            window.start,
+            window.end,
+            limit + 1,
+        )
 
         user_ids = tuple(row[0] for row in rows[:limit])
         has_more = len(rows) > limit

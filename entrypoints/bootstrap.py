@@ -17,6 +17,8 @@ from application.user_ids import ListUserIdsForProcessing
 from domain.ports import Clock
 from entrypoints.api_keys import ApiKeySource
 from entrypoints.http.app import HttpDependencies, create_app
+from entrypoints.http.metrics import Metrics
+from entrypoints.server import draining
 from entrypoints.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,8 @@ def build_app(
     *,
     clock: Clock | None = None,
 ) -> Litestar:
-    engine = create_engine(database_url, settings.pool)
+    metrics = Metrics()
+    engine = create_engine(settings.read_database_url or database_url, settings.pool)
     clock = clock or SystemClock()
     keys = ApiKeySource(settings.api_keys, settings.api_keys_file)
     if not settings.api_keys and settings.api_keys_file is None:
@@ -48,6 +51,8 @@ def build_app(
     head = migrations.head_revision()
 
     async def readiness() -> str | None:
+        if draining.is_set():
+            return "The service is shutting down."
         try:
             current = await asyncio.wait_for(
                 migrations.current_revision(engine),
@@ -61,8 +66,10 @@ def build_app(
         return None
 
     deps = HttpDependencies(
-        list_user_ids=ListUserIdsForProcessing(PostgresUserIdReader(engine), clock),
-        build_reports=BuildReportsByIds(PostgresTaskReportReader(engine), clock),
+        list_user_ids=ListUserIdsForProcessing(PostgresUserIdReader(engine, metrics), clock),
+        build_reports=BuildReportsByIds(PostgresTaskReportReader(engine, metrics), clock),
+        metrics=metrics,
+        request_deadline_s=settings.request_timeout_ms / 1000,
         readiness=readiness,
         api_keys=keys.current,
         on_reload_signal=keys.request_reload,

@@ -23,6 +23,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str | None = None
+    read_database_url: str | None = None
     data_dir: Path = Path(".task-tracker")
     api_keys: tuple[ApiKeyEntry, ...] = ()
     api_keys_file: Path | None = None
@@ -31,6 +32,9 @@ class Settings:
     workers: int = 1
     pool: PoolSettings = field(default_factory=PoolSettings)
     auth_failures_per_minute: int = 60
+    request_timeout_ms: int = 15_000
+    shutdown_grace_ms: int = 30_000
+    drain_delay_ms: int = 0
     docs_enabled: bool = False
     log_level: str = "INFO"
     log_format: str = "auto"
@@ -39,9 +43,8 @@ class Settings:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from `TASK_TRACKER_*` variables; raise SettingsError on a bad one."""
     env = _Environment(os.environ if environ is None else environ)
-    database_url = env.get("DATABASE_URL", str, None)
-    if database_url is not None:
-        env.check("DATABASE_URL", lambda: _check_database_url(database_url))
+    database_url = env.get("DATABASE_URL", _database_url, None)
+    read_database_url = env.get("READ_DATABASE_URL", _database_url, None)
 
     keys_text = env.get("API_KEYS", str, "")
     api_keys = env.check("API_KEYS", lambda: tuple(parse_entries(keys_text)))
@@ -72,6 +75,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     return Settings(
         database_url=database_url,
+        read_database_url=read_database_url,
         data_dir=env.get("DATA_DIR", Path, defaults.data_dir),
         api_keys=api_keys,
         api_keys_file=keys_file,
@@ -83,6 +87,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "AUTH_FAILURES_PER_MINUTE",
             _int_between(1, 1_000_000),
             defaults.auth_failures_per_minute,
+        ),
+        request_timeout_ms=env.get(
+            "REQUEST_TIMEOUT_MS",
+            _int_between(1, 3_600_000),
+            defaults.request_timeout_ms,
+        ),
+        shutdown_grace_ms=env.get(
+            "SHUTDOWN_GRACE_MS",
+            _int_between(0, 3_600_000),
+            defaults.shutdown_grace_ms,
+        ),
+        drain_delay_ms=env.get(
+            "DRAIN_DELAY_MS",
+            _int_between(0, 3_600_000),
+            defaults.drain_delay_ms,
         ),
         docs_enabled=env.get("DOCS_ENABLED", _boolean, defaults.docs_enabled),
         log_level=env.get("LOG_LEVEL", _one_of(_LOG_LEVELS, upper=True), defaults.log_level),
@@ -116,12 +135,13 @@ class _Environment:
             raise SettingsError(f"{PREFIX}{name}: {err}") from None
 
 
-def _check_database_url(url: str) -> None:
+def _database_url(url: str) -> str:
     # The URL may hold a password, so the message never repeats it.
     try:
         asyncpg_url(url)
     except Exception:
         raise ValueError("expected postgresql://user:password@host:port/database") from None
+    return url
 
 
 def _int_between(low: int, high: int) -> Callable[[str], int]:

@@ -9,11 +9,15 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.http.authentication import API_CLIENT_STATE_KEY
+from entrypoints.http.lifetime import STATUS_STATE_KEY
+from entrypoints.http.metrics import Metrics
 
 logger = logging.getLogger("task_tracker.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID_STATE_KEY = "request_id"
+# Handlers put what the person on call wants to see (batch size, rows) here.
+LOG_FIELDS_STATE_KEY = "log_fields"
 # A caller's id is echoed only if it is short, visible ASCII; anything else is replaced.
 _ACCEPTABLE_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 _ALWAYS = (
@@ -26,8 +30,9 @@ _ALWAYS = (
 class AccessLog:
     """ASGI middleware around the whole app."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self._app = app
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -57,6 +62,17 @@ class AccessLog:
         try:
             await self._app(scope, receive, send_with_headers)
         finally:
+            status = state.get(STATUS_STATE_KEY, status)
+            seconds = time.perf_counter() - started
+            fields = state.get(LOG_FIELDS_STATE_KEY, {})
+            self._metrics.request_finished(
+                scope.get("path_template", "-"),
+                scope["method"],
+                status,
+                seconds,
+            )
+            if "batch_size" in fields:
+                self._metrics.report_batch(fields["batch_size"])
             logger.info(
                 "request",
                 extra={
@@ -65,8 +81,8 @@ class AccessLog:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    **state.get("log_fields", {}),
+                    **fields,
+                    "duration_ms": round(seconds * 1000, 2),
                 },
             )
 

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -17,8 +17,10 @@ from application.user_ids import ListUserIdsForProcessing
 from entrypoints.api_keys import ApiKeyRegistry
 from entrypoints.http.access_log import AccessLog
 from entrypoints.http.authentication import ApiKeyGate, FailedAuthLimiter
+from entrypoints.http.lifetime import RequestLifetime
+from entrypoints.http.metrics import Metrics
 from entrypoints.http.problems import EXCEPTION_HANDLERS
-from entrypoints.http.routes import Readiness, internal_router, live, ready
+from entrypoints.http.routes import Readiness, internal_router, live, metrics, ready
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -30,7 +32,9 @@ class HttpDependencies:
     readiness: Readiness
     api_keys: Callable[[], ApiKeyRegistry]
     on_reload_signal: Callable[[], None] | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     auth_failures_per_minute: int = 60
+    request_deadline_s: float = 15.0
     docs_enabled: bool = False
 
 
@@ -40,7 +44,7 @@ def create_app(
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> Litestar:
     app = Litestar(
-        route_handlers=[internal_router, live, ready],
+        route_handlers=[internal_router, live, ready, metrics],
         dependencies={
             "list_user_ids": Provide(
                 lambda: deps.list_user_ids, use_cache=True, sync_to_thread=False
@@ -49,6 +53,7 @@ def create_app(
                 lambda: deps.build_reports, use_cache=True, sync_to_thread=False
             ),
             "readiness": Provide(lambda: deps.readiness, use_cache=True, sync_to_thread=False),
+            "metrics": Provide(lambda: deps.metrics, use_cache=True, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
@@ -57,15 +62,17 @@ def create_app(
         on_startup=[_reload_on_sighup(deps.on_reload_signal)] if deps.on_reload_signal else [],
         on_shutdown=list(on_shutdown),
     )
-    # The gate and the access log wrap Litestar's router itself rather than a route, so
-    # they also see requests that match no route: an unknown internal path must answer
-    # 401, not 404, to a caller without a key.
+    # The gate, the deadline and the access log wrap Litestar's router itself rather than
+    # a route, so they also see requests that match no route: an unknown internal path
+    # must answer 401, not 404, to a caller without a key.
     gate = ApiKeyGate(
         app.asgi_handler,
         registry=deps.api_keys,
         limiter=FailedAuthLimiter(deps.auth_failures_per_minute),
+        on_failure=deps.metrics.auth_failed,
     )
-    app.asgi_handler = AccessLog(gate)
+    lifetime = RequestLifetime(gate, deadline_s=deps.request_deadline_s)
+    app.asgi_handler = AccessLog(lifetime, deps.metrics)
     return app
 
 

@@ -17,11 +17,10 @@ from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
-from litestar.types.asgi_types import HTTPResponseBodyEvent, HTTPResponseStartEvent
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from entrypoints.api_keys import KEY_PREFIX, ApiKeyRegistry, key_id_of
-from entrypoints.http.problems import PROBLEM_MEDIA_TYPE, problem_body
+from entrypoints.http.problems import send_problem
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +90,12 @@ class ApiKeyGate:
         app: ASGIApp,
         registry: Callable[[], ApiKeyRegistry],
         limiter: FailedAuthLimiter,
+        on_failure: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self._app = app
         self._registry = registry
         self._limiter = limiter
+        self._on_failure = on_failure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or not is_internal(scope["path"]):
@@ -112,7 +113,8 @@ class ApiKeyGate:
         address = client_address[0] if client_address else "unknown"
         retry_after = self._limiter.retry_after(address)
         if retry_after is not None:
-            await _send_problem(
+            self._on_failure("throttled")
+            await send_problem(
                 scope,
                 send,
                 429,
@@ -122,6 +124,7 @@ class ApiKeyGate:
             return
 
         self._limiter.record_failure(address)
+        self._on_failure(reason)
         key_id = key_id_of(presented[0]) if len(presented) == 1 else None
         logger.warning(
             "authentication failed reason=%s key_id=%s remote=%s method=%s path=%s",
@@ -131,7 +134,7 @@ class ApiKeyGate:
             scope["method"],
             scope["path"],
         )
-        await _send_problem(
+        await send_problem(
             scope,
             send,
             401,
@@ -150,29 +153,6 @@ class ApiKeyGate:
         if key.startswith(KEY_PREFIX.encode()) and key_id_of(key) is None:
             return None, "bad-checksum"
         return self._registry().client_for(key, datetime.now(UTC))
-
-
-async def _send_problem(
-    scope: HTTPScope,
-    send: Send,
-    status: int,
-    detail: str,
-    extra_headers: list[tuple[bytes, bytes]],
-) -> None:
-    body = problem_body(status, detail)
-    headers = [
-        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        *extra_headers,
-    ]
-    await send(HTTPResponseStartEvent(type="http.response.start", status=status, headers=headers))
-    await send(
-        HTTPResponseBodyEvent(
-            type="http.response.body",
-            body=b"" if scope["method"] == "HEAD" else body,
-            more_body=False,
-        ),
-    )
 
 
 def require_api_client(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

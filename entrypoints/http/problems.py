@@ -8,7 +8,8 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from litestar.types import ExceptionHandlersMap
+from litestar.types import ExceptionHandlersMap, HTTPScope, Send
+from litestar.types.asgi_types import HTTPResponseBodyEvent, HTTPResponseStartEvent
 
 from domain.errors import FieldError, InvalidRequest, StorageTimeout, StorageUnavailable
 
@@ -63,6 +64,30 @@ def problem_response(
         status_code=status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,
+    )
+
+
+async def send_problem(
+    scope: HTTPScope,
+    send: Send,
+    status: int,
+    detail: str,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with problem details straight from ASGI middleware, outside Litestar."""
+    body = problem_body(status, detail)
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *extra_headers,
+    ]
+    await send(HTTPResponseStartEvent(type="http.response.start", status=status, headers=headers))
+    await send(
+        HTTPResponseBodyEvent(
+            type="http.response.body",
+            body=b"" if scope["method"] == "HEAD" else body,
+            more_body=False,
+        ),
     )
 
 

@@ -9,7 +9,9 @@ from litestar.exceptions import HTTPException
 from application.limits import DEFAULT_PAGE_LIMIT
 from application.reports import BuildReportsByIds
 from application.user_ids import ListUserIdsForProcessing, ListUserIdsQuery
+from entrypoints.http.access_log import LOG_FIELDS_STATE_KEY
 from entrypoints.http.authentication import INTERNAL_PREFIX, require_api_client
+from entrypoints.http.metrics import METRICS_MEDIA_TYPE, Metrics
 from entrypoints.http.openapi import (
     REPORTS_RESPONSES,
     USER_IDS_RESPONSES,
@@ -31,7 +33,7 @@ _USER_IDS_PARAMS = frozenset({"limit", "afterId", "windowStart", "windowEnd"})
 
 
 def _log_fields(request: AnyRequest, **fields: int) -> None:
-    request.scope.setdefault("state", {}).setdefault("log_fields", {}).update(fields)
+    request.scope["state"].setdefault(LOG_FIELDS_STATE_KEY, {}).update(fields)
 
 
 @get(
@@ -82,7 +84,11 @@ async def user_task_reports_by_ids(
 
     batch = await build_reports.execute(command)
 
-    _log_fields(request, batch_size=len(command.user_ids), rows=len(batch.reports))
+    _log_fields(
+        request,
+        batch_size=len(batch.reports) + len(batch.missing_user_ids),
+        rows=len(batch.reports),
+    )
     return Response(encoder.encode(reports_response(batch)), media_type=JSON)
 
 
@@ -93,6 +99,12 @@ internal_router = Router(
     security=[{"ApiKey": []}],
     tags=["scheduler"],
 )
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics(metrics: NamedDependency[Metrics]) -> Response[bytes]:
+    """Prometheus text format, for scrapers on the internal network."""
+    return Response(metrics.exposition(), media_type=METRICS_MEDIA_TYPE)
 
 
 @get("/health/live", include_in_schema=False)

@@ -1,0 +1,126 @@
+"""Serving the app with uvicorn: one process or several, and a graceful stop on SIGTERM.
+
+On SIGTERM the service first says it is not ready (so a load balancer stops sending it
+work), keeps serving for the drain delay, then stops accepting connections and lets
+the requests in flight finish within the grace period, and exits 0.
+"""
+
+import logging
+import multiprocessing
+import multiprocessing.process
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+import uvicorn
+
+logger = logging.getLogger(__name__)
+
+# Read by the readiness check of every app in this process.
+draining = threading.Event()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    host: str
+    port: int
+    workers: int
+    grace_s: float
+    drain_delay_s: float
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, drain_delay_s: float) -> None:
+        super().__init__(config)
+        self._drain_delay_s = drain_delay_s
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn raises the signal that stopped it again once it has shut down; a no-op
+        # handler beneath its own turns a graceful stop into a normal exit with code 0.
+        signal.signal(signal.SIGTERM, _ignore)
+        super().run(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        first = not draining.is_set()
+        draining.set()
+        if first and sig == signal.SIGTERM and self._drain_delay_s > 0:
+            timer = threading.Timer(self._drain_delay_s, super().handle_exit, (sig, frame))
+            timer.daemon = True
+            timer.start()
+            return
+        super().handle_exit(sig, frame)
+
+
+def _ignore(sig: int, frame: FrameType | None) -> None:
+    pass
+
+
+def serve(options: ServerOptions) -> None:
+    """Serve `entrypoints.asgi` until SIGTERM or SIGINT; workers build their own app."""
+    if options.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Metrics of all workers are added up from files in a folder they share.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="task-tracker-metrics-")
+    config = uvicorn.Config(
+        "entrypoints.asgi:create_from_environment",
+        factory=True,
+        host=options.host,
+        port=options.port,
+        workers=options.workers,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=int(options.grace_s),
+    )
+    if options.workers == 1:
+        DrainingServer(config, options.drain_delay_s).run()
+        return
+    _supervise(config, options)
+
+
+def _run_worker(config: uvicorn.Config, drain_delay_s: float, sock: socket.socket) -> None:
+    DrainingServer(config, drain_delay_s).run(sockets=[sock])
+
+
+def _supervise(config: uvicorn.Config, options: ServerOptions) -> None:
+    """Run `workers` processes on one listening socket; on SIGTERM or SIGINT, stop them all.
+
+    A worker that dies on its own is replaced. Each worker drains and stops by itself
+    when it gets SIGTERM; one still alive after the drain delay and grace period is
+    killed.
+    """
+    sock = config.bind_socket()
+    context = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+
+    def start() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_run_worker, args=(config, options.drain_delay_s, sock))
+        process.start()
+        return process
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    workers = [start() for _ in range(options.workers)]
+    while not stopping.wait(0.5):
+        for index, process in enumerate(workers):
+            if not process.is_alive():
+                logger.warning(
+                    "worker %s exited with %s; starting another", process.pid, process.exitcode
+                )
+                workers[index] = start()
+
+    for process in workers:
+        if process.pid is not None:
+            os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + options.drain_delay_s + options.grace_s + 5
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            logger.error("worker %s did not stop in time; killing it", process.pid)
+            process.kill()
+            process.join()
+    sock.close()
