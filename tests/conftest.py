@@ -10,6 +10,7 @@ import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -46,22 +47,41 @@ def server_url() -> str:
     return _server_url()
 
 
-@pytest.fixture(scope="session")
-async def database_url(server_url: str) -> AsyncIterator[str]:
-    name = f"tt_test_{uuid.uuid4().hex[:12]}"
+@asynccontextmanager
+async def scratch_database(server_url: str) -> AsyncIterator[str]:
+    """The URL of a new, empty database on the tests' server; dropped afterwards."""
+    name = f"tt_scratch_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-
-    yield _with_database(server_url, name)
-
-    admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield _with_database(server_url, name)
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@asynccontextmanager
+async def migrated_scratch_database(server_url: str) -> AsyncIterator[str]:
+    """Like scratch_database, with the schema at the newest migration."""
+    async with scratch_database(server_url) as url:
+        engine = create_engine(url, PoolSettings(size=1))
+        try:
+            await migrations.upgrade(engine)
+        finally:
+            await engine.dispose()
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    async with scratch_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
