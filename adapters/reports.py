@@ -1,7 +1,6 @@
 """The report statement: every user of a batch answered by one round trip."""
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -102,26 +101,14 @@ class PostgresTaskReportReader:
             max_tasks,
         )
 
+        unfinished_task = UnfinishedTask._make
+        completed_task = CompletedTask._make
         return [
             UserTaskReport(
-                user_id=user_id,
-                email=email,
-                unfinished=UnfinishedTasks(
-                    count=unfinished_count,
-                    tasks=tuple(UnfinishedTask(id=id_, title=title) for id_, title in unfinished),
-                ),
-                completed=CompletedTasks(
-                    count=completed_count,
-                    tasks=tuple(
-                        CompletedTask(id=id_, title=title, completed_at=_as_datetime(at))
-                        for id_, title, at in completed
-                    ),
-                ),
+                user_id,
+                email,
+                UnfinishedTasks(unfinished_count, tuple(map(unfinished_task, unfinished))),
+                CompletedTasks(completed_count, tuple(map(completed_task, completed))),
             )
             for user_id, email, unfinished_count, unfinished, completed_count, completed in rows
         ]
-
-
-def _as_datetime(value: object) -> datetime:
-    assert isinstance(value, datetime)
-    return value

@@ -13,6 +13,11 @@ from domain.reports import ReportWindow, UserIdPage
 # (ix_tasks_user_id_completed_at; this also covers tasks completed after $3, which are
 # still unfinished as of $3). Each probe reads at most one index entry per user.
 #
+# OFFSET 0 fences each probe. Without it PostgreSQL may turn an EXISTS under OR into a
+# hashed subplan, which reads every matching task of every user to build its hash table
+# on each page: a page then costs as much as the whole table instead of one index probe
+# per user, and grows with the data rather than the page.
+#
 # One row more than the page is asked for: if it comes back, another page exists.
 USER_IDS_SQL = """
 SELECT u.id
@@ -22,10 +27,12 @@ WHERE u.id > $1
       EXISTS (
           SELECT FROM tasks t
           WHERE t.user_id = u.id AND t.completed_at IS NULL AND t.created_at < $3
+          OFFSET 0
       )
       OR EXISTS (
           SELECT FROM tasks t
           WHERE t.user_id = u.id AND t.completed_at >= $2 AND t.created_at < $3
+          OFFSET 0
       )
   )
 ORDER BY u.id

@@ -1,7 +1,14 @@
-"""What a nightly report says about one user, as of the end of its window."""
+"""What a nightly report says about one user, as of the end of its window.
+
+Reports and their tasks are NamedTuples: a batch of a thousand reports builds thousands
+of them, and a NamedTuple is built several times faster than a frozen dataclass while
+being just as immutable. (The two lists stay dataclasses: a tuple's own `count` method
+would shadow their field of that name.)
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,14 +19,12 @@ class ReportWindow:
     end: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class UnfinishedTask:
+class UnfinishedTask(NamedTuple):
     id: int
     title: str
 
 
-@dataclass(frozen=True, slots=True)
-class CompletedTask:
+class CompletedTask(NamedTuple):
     id: int
     title: str
     completed_at: datetime
@@ -41,8 +46,7 @@ class CompletedTasks:
     tasks: tuple[CompletedTask, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class UserTaskReport:
+class UserTaskReport(NamedTuple):
     user_id: int
     email: str
     unfinished: UnfinishedTasks

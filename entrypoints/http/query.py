@@ -37,10 +37,11 @@ class QueryReader:
         if not _DIGITS.fullmatch(raw):
             self._errors.append(FieldError(name, "must be a whole number written in digits"))
             return default
-        if len(raw.lstrip("0")) > _MAX_DIGITS:
+        significant = raw.lstrip("0") or "0"
+        if len(significant) > _MAX_DIGITS:
             self._errors.append(FieldError(name, "is out of range"))
             return default
-        return int(raw)
+        return int(significant)
 
     def timestamp(self, name: str) -> datetime | None:
         """An RFC 3339 timestamp with an explicit offset (`+` must be sent as `%2B`)."""
@@ -48,7 +49,7 @@ class QueryReader:
         if raw is None:
             return None
         try:
-            return msgspec.convert(raw, _Aware, strict=False)
+            return msgspec.convert(raw, _Aware)
         except msgspec.ValidationError:
             self._errors.append(
                 FieldError(
