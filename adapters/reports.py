@@ -26,12 +26,10 @@ from domain.reports import (
 #   serves the completions in the window, newest first, and the few tasks completed
 #   after the window's end that still count as unfinished as of that end.
 #
-# Both lists leave the database as arrays of rows, one row per user, so the batch is a
-# single statement whose result has exactly one row for each existing requested user.
+# The users come from the primary key, already in id order, probed once per requested
+# id; IDs with no user simply yield no row. Both lists leave the database as arrays of
+# rows, so the batch is a single statement with exactly one row per existing user.
 REPORT_SQL = """
-WITH requested AS (
-    SELECT DISTINCT unnest($1::bigint[]) AS user_id
-)
 SELECT
     u.id,
     u.email,
@@ -76,8 +74,8 @@ SELECT
         ORDER BY t.completed_at DESC, t.id DESC
         LIMIT $4
     ) AS completed_tasks
-FROM requested
-JOIN users u ON u.id = requested.user_id
+FROM users u
+WHERE u.id = ANY($1::bigint[])
 ORDER BY u.id
 """
 
