@@ -1,6 +1,7 @@
 """Engine set-up, borrowing a driver connection, and turning driver failures into ours."""
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ def create_engine(url: str, pool: PoolSettings) -> AsyncEngine:
         connect_args={
             "statement_cache_size": pool.statement_cache_size,
             "prepared_statement_cache_size": pool.statement_cache_size,
+            # Behind a transaction-mode pooler, statements SQLAlchemy prepares itself must
+            # not collide with another client's of the same name on a shared connection.
+            "prepared_statement_name_func": _unique_statement_name,
             "timeout": pool.acquire_timeout_s,
             "server_settings": {
                 "application_name": "task-tracker",
@@ -51,6 +55,10 @@ def create_engine(url: str, pool: PoolSettings) -> AsyncEngine:
             },
         },
     )
+
+
+def _unique_statement_name() -> str:
+    return f"__task_tracker_{uuid.uuid4().hex}__"
 
 
 # SQLSTATE classes that mean "not now" rather than "wrong": connection exceptions,

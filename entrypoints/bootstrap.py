@@ -8,12 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import migrations
 from adapters.clock import SystemClock
-from adapters.database import create_engine
+from adapters.database import Database, create_engine
 from adapters.embedded_postgres import start_embedded_postgres
 from adapters.reports import PostgresTaskReportReader
 from adapters.user_ids import PostgresUserIdReader
 from application.reports import BuildReportsByIds
 from application.user_ids import ListUserIdsForProcessing
+from domain.errors import StorageUnavailable
 from domain.ports import Clock
 from entrypoints.api_keys import ApiKeySource
 from entrypoints.http.app import HttpDependencies, create_app
@@ -24,6 +25,7 @@ from entrypoints.settings import Settings
 logger = logging.getLogger(__name__)
 
 _READINESS_TIMEOUT_S = 2.0
+_SCHEMA_VERSION_SQL = "SELECT version_num FROM alembic_version"
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -49,18 +51,18 @@ def build_app(
     if not settings.api_keys and settings.api_keys_file is None:
         logger.warning("no API keys configured: every internal request will be refused")
     head = migrations.head_revision()
+    database = Database(engine, metrics)
 
     async def readiness() -> str | None:
         if draining.is_set():
             return "The service is shutting down."
         try:
-            current = await asyncio.wait_for(
-                migrations.current_revision(engine),
-                _READINESS_TIMEOUT_S,
-            )
-        except Exception as err:  # any failure to answer means "not ready"
-            logger.warning("readiness check failed: %s", type(err).__name__)
-            return "The database does not answer."
+            async with asyncio.timeout(_READINESS_TIMEOUT_S):
+                rows = await database.fetch("readiness", _SCHEMA_VERSION_SQL)
+        except (StorageUnavailable, TimeoutError) as err:
+            logger.warning("readiness check failed: %s", err)
+            return "The database does not answer, or has no schema yet."
+        current = rows[0][0] if rows else None
         if current != head:
             return f"The database schema is at {current or 'nothing'}, not {head}."
         return None

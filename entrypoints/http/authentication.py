@@ -127,12 +127,14 @@ class ApiKeyGate:
         self._on_failure(reason)
         key_id = key_id_of(presented[0]) if len(presented) == 1 else None
         logger.warning(
-            "authentication failed reason=%s key_id=%s remote=%s method=%s path=%s",
-            reason,
-            key_id or "-",
-            address,
-            scope["method"],
-            scope["path"],
+            "authentication failed",
+            extra={
+                "reason": reason,
+                "key_id": key_id or "-",
+                "remote": address,
+                "method": scope["method"],
+                "path": scope["path"],
+            },
         )
         await send_problem(
             scope,
