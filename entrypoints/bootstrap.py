@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import sys
 
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,7 +35,10 @@ def resolve_database_url(settings: Settings) -> str:
         return settings.database_url
     data_dir = (settings.data_dir / "postgres").resolve()
     url = start_embedded_postgres(data_dir)
-    print(f"No TASK_TRACKER_DATABASE_URL set: using embedded PostgreSQL with data in {data_dir}")
+    print(
+        f"No TASK_TRACKER_DATABASE_URL set: using embedded PostgreSQL with data in {data_dir}",
+        file=sys.stderr,
+    )
     return url
 
 

@@ -27,7 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"task-tracker: {err}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    result: int = args.run(args, settings)
+    try:
+        result: int = args.run(args, settings)
+    except KeyboardInterrupt:
+        # The server has already shut down cleanly; Ctrl-C needs no traceback.
+        return 130
     return result
 
 
@@ -73,7 +77,7 @@ def _add_server_options(command: argparse.ArgumentParser) -> None:
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     url = resolve_database_url(settings)
     asyncio.run(migrate(url, settings))
-    print("The database is at the newest schema.")
+    print("The database is at the newest schema.", file=sys.stderr)
     return 0
 
 
@@ -120,7 +124,7 @@ Try:
   curl -s -H 'X-API-Key: {key}' '{base}/user-ids-for-processing?limit=5'
   curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json' \\
        -d '{{"userIds": [1, 2, 3], "maxTasks": 3}}' '{base}/user-task-reports-by-ids'
-API docs: http://{host}:{port}/schema
+OpenAPI document: http://{host}:{port}/schema/openapi.json
 """,
         flush=True,
     )

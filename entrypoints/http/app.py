@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from application.reports import BuildReportsByIds
@@ -91,7 +91,9 @@ def _openapi() -> OpenAPIConfig:
         title="task-tracker internal reporting API",
         version="1",
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin()],
+        # JSON only: the HTML viewers load their scripts from a CDN, which an internal
+        # network may not reach.
+        render_plugins=[JsonRenderPlugin()],
         components=Components(
             security_schemes={
                 "ApiKey": SecurityScheme(

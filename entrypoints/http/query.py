@@ -51,11 +51,11 @@ class QueryReader:
         try:
             return msgspec.convert(raw, _Aware)
         except msgspec.ValidationError:
-            self._errors.append(
-                FieldError(
-                    name, "must be an RFC 3339 timestamp with an offset, e.g. 2026-12-04T00:00:00Z"
-                ),
-            )
+            message = "must be an RFC 3339 timestamp with an offset, e.g. 2026-12-04T00:00:00Z"
+            if " " in raw:
+                # An unencoded `+` arrives as a space.
+                message += "; send the + of an offset as %2B"
+            self._errors.append(FieldError(name, message))
             return None
 
     def check(self) -> None:
