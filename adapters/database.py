@@ -61,10 +61,22 @@ def _unique_statement_name() -> str:
     return f"__task_tracker_{uuid.uuid4().hex}__"
 
 
-# SQLSTATE classes that mean "not now" rather than "wrong": connection exceptions,
-# insufficient resources, operator intervention (shutdown, cancel), and a missing
-# relation, which here means the schema has not been migrated yet.
-_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57", "42P01", "55P03", "40001", "40P01")
+# SQLSTATEs that mean "not now" rather than "wrong request": connection exceptions (08),
+# refused login (28) or a missing database (3D000) while it is being set up,
+# insufficient resources (53), operator intervention such as shutdown or cancel (57),
+# a missing relation (42P01: the schema is not migrated yet), a lock not granted in
+# time (55P03), and serialization failures or deadlocks (40001, 40P01).
+_UNAVAILABLE_SQLSTATE_PREFIXES = (
+    "08",
+    "28",
+    "3D000",
+    "53",
+    "57",
+    "42P01",
+    "55P03",
+    "40001",
+    "40P01",
+)
 
 
 def _is_unavailable(err: BaseException) -> bool:
