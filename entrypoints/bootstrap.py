@@ -68,7 +68,8 @@ def build_app(
             return "The database does not answer, or has no schema yet."
         current = rows[0][0] if rows else None
         if current != head:
-            return f"The database schema is at {current or 'nothing'}, not {head}."
+            logger.warning("readiness: schema at %s, expected %s", current or "nothing", head)
+            return "The database schema is not at the newest migration."
         return None
 
     deps = HttpDependencies(

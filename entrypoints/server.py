@@ -74,6 +74,9 @@ def serve(options: ServerOptions) -> None:
         access_log=False,
         log_config=None,
         server_header=False,
+        # The failed-authentication limit and the logs use the peer's address; trusting
+        # X-Forwarded-For (uvicorn's default for loopback peers) would let a caller pick it.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(options.grace_s),
     )
     if options.workers == 1:

@@ -35,6 +35,18 @@ class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 _encoder = msgspec.json.Encoder()
+# Field names can come from the caller (unknown parameters and fields): the answer
+# names at most this many, each cut short, so it never grows with the request.
+_MAX_ERRORS = 20
+_MAX_FIELD_LENGTH = 100
+_MAX_MESSAGE_LENGTH = 300
+
+
+def _shown(error: FieldError) -> ProblemField:
+    field = error.field
+    if len(field) > _MAX_FIELD_LENGTH:
+        field = field[:_MAX_FIELD_LENGTH] + "…"
+    return ProblemField(field, error.message[:_MAX_MESSAGE_LENGTH])
 
 
 def problem_body(
@@ -48,7 +60,7 @@ def problem_body(
         title=HTTPStatus(status).phrase,
         status=status,
         detail=detail,
-        errors=[ProblemField(e.field, e.message) for e in errors] if errors else None,
+        errors=[_shown(e) for e in errors[:_MAX_ERRORS]] if errors else None,
     )
     return _encoder.encode(problem)
 

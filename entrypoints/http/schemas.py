@@ -1,5 +1,6 @@
 """Wire schemas of the internal API (camelCase, strict) and their mapping to the domain."""
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated
@@ -80,6 +81,7 @@ def decode_reports_request(body: bytes) -> BuildReportsCommand:
         raise InvalidRequest(field_error_of(err)) from None
     except msgspec.DecodeError:
         raise InvalidRequest(FieldError("body", "is not valid JSON")) from None
+    _refuse_repeated_names(body)
 
     command = BuildReportsCommand(
         user_ids=tuple(request.user_ids),
@@ -96,8 +98,36 @@ def decode_reports_request(body: bytes) -> BuildReportsCommand:
     return command
 
 
+def _refuse_repeated_names(body: bytes) -> None:
+    """Refuse `{"userIds": [1], "userIds": [2]}`.
+
+    msgspec keeps the last of repeated names, while a proxy or log reader in front of
+    us may take the first; the two must never disagree about which users were asked
+    for. The body is small and already known to be valid JSON, so parsing it again with
+    the standard library, which can see every name, costs little.
+    """
+    repeated: list[str] = []
+
+    def pairs_hook(pairs: list[tuple[str, object]]) -> None:
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                repeated.append(name)
+            seen.add(name)
+
+    json.loads(body, object_pairs_hook=pairs_hook)
+    if repeated:
+        raise InvalidRequest(*(FieldError(name, "is given more than once") for name in repeated))
+
+
 _AT_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
-_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]*)`")
+_NAMED_FIELD = re.compile(
+    r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>.*)`$", re.DOTALL
+)
+_NAMED_FIELD_MESSAGES = {
+    "missing required": "is required",
+    "contains unknown": "is not a known field",
+}
 
 
 def field_error_of(err: msgspec.ValidationError) -> FieldError:
@@ -109,6 +139,7 @@ def field_error_of(err: msgspec.ValidationError) -> FieldError:
     field = path.removeprefix(".")
     if named := _NAMED_FIELD.match(message):
         field = f"{field}.{named['name']}" if field else named["name"]
+        message = _NAMED_FIELD_MESSAGES[named["kind"]]
     return FieldError(field or "body", message)
 
 
