@@ -20,8 +20,11 @@ class PoolSettings:
     size: int = 10
     acquire_timeout_s: float = 5.0
     statement_timeout_ms: int = 5000
-    # Zero turns off prepared statements, which a transaction-mode pooler cannot keep.
     statement_cache_size: int = 100
+    # Behind a transaction-mode pooler (PgBouncer) a server connection is shared between
+    # clients transaction by transaction: no prepared statement or session setting of
+    # ours may outlive a transaction there.
+    transaction_pooler: bool = False
 
 
 def asyncpg_url(url: str) -> URL:
@@ -33,6 +36,13 @@ def asyncpg_url(url: str) -> URL:
 
 
 def create_engine(url: str, pool: PoolSettings) -> AsyncEngine:
+    cache_size = 0 if pool.transaction_pooler else pool.statement_cache_size
+    server_settings = {"application_name": "task-tracker"}
+    if not pool.transaction_pooler:
+        # A pooler refuses these as startup parameters; there Database sets them for
+        # each transaction instead.
+        server_settings["statement_timeout"] = str(pool.statement_timeout_ms)
+        server_settings["lock_timeout"] = str(pool.statement_timeout_ms)
     return create_async_engine(
         asyncpg_url(url),
         pool_size=pool.size,
@@ -42,17 +52,13 @@ def create_engine(url: str, pool: PoolSettings) -> AsyncEngine:
         # replaced at checkout instead of failing the next request.
         pool_pre_ping=True,
         connect_args={
-            "statement_cache_size": pool.statement_cache_size,
-            "prepared_statement_cache_size": pool.statement_cache_size,
+            "statement_cache_size": cache_size,
+            "prepared_statement_cache_size": cache_size,
             # Behind a transaction-mode pooler, statements SQLAlchemy prepares itself must
             # not collide with another client's of the same name on a shared connection.
             "prepared_statement_name_func": _unique_statement_name,
             "timeout": pool.acquire_timeout_s,
-            "server_settings": {
-                "application_name": "task-tracker",
-                "statement_timeout": str(pool.statement_timeout_ms),
-                "lock_timeout": str(pool.statement_timeout_ms),
-            },
+            "server_settings": server_settings,
         },
     )
 
@@ -112,15 +118,32 @@ class _Unobserved:
 class Database:
     """Runs a read statement on a pooled connection and speaks only in our errors."""
 
-    def __init__(self, engine: AsyncEngine, observer: DatabaseObserver | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        observer: DatabaseObserver | None = None,
+        *,
+        pool: PoolSettings | None = None,
+    ) -> None:
         self._engine = engine
         self._observer = observer or _Unobserved()
+        self._timeouts_sql: str | None = None
+        if pool is not None and pool.transaction_pooler:
+            ms = int(pool.statement_timeout_ms)
+            self._timeouts_sql = (
+                f"SET LOCAL statement_timeout = {ms}; SET LOCAL lock_timeout = {ms}"
+            )
 
     async def fetch(self, name: str, sql: str, *args: object) -> list[asyncpg.Record]:
         """Rows of one statement; `name` labels its timing."""
         async with self._driver_connection() as connection:
             started = time.perf_counter()
-            rows = await connection.fetch(sql, *args)
+            if self._timeouts_sql is None:
+                rows = await connection.fetch(sql, *args)
+            else:
+                async with connection.transaction(readonly=True):
+                    await connection.execute(self._timeouts_sql)
+                    rows = await connection.fetch(sql, *args)
             self._observer.statement_finished(name, time.perf_counter() - started)
         return rows
 

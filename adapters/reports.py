@@ -2,9 +2,7 @@
 
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from adapters.database import Database, DatabaseObserver
+from adapters.database import Database
 from domain.reports import (
     CompletedTask,
     CompletedTasks,
@@ -81,8 +79,8 @@ ORDER BY u.id
 
 
 class PostgresTaskReportReader:
-    def __init__(self, engine: AsyncEngine, observer: DatabaseObserver | None = None) -> None:
-        self._database = Database(engine, observer)
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def read_reports(
         self,

@@ -1,8 +1,6 @@
 """The producer's keyset page of users who have something to report."""
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from adapters.database import Database, DatabaseObserver
+from adapters.database import Database
 from domain.reports import ReportWindow, UserIdPage
 
 # $1 after id, $2 window start, $3 window end, $4 page size plus one.
@@ -41,8 +39,8 @@ LIMIT $4
 
 
 class PostgresUserIdReader:
-    def __init__(self, engine: AsyncEngine, observer: DatabaseObserver | None = None) -> None:
-        self._database = Database(engine, observer)
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def read_page(self, window: ReportWindow, after_id: int, limit: int) -> UserIdPage:
         rows = await self._database.fetch(

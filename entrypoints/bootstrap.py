@@ -55,7 +55,7 @@ def build_app(
     if not settings.api_keys and settings.api_keys_file is None:
         logger.warning("no API keys configured: every internal request will be refused")
     head = migrations.head_revision()
-    database = Database(engine, metrics)
+    database = Database(engine, metrics, pool=settings.pool)
 
     async def readiness() -> str | None:
         if draining.is_set():
@@ -73,8 +73,8 @@ def build_app(
         return None
 
     deps = HttpDependencies(
-        list_user_ids=ListUserIdsForProcessing(PostgresUserIdReader(engine, metrics), clock),
-        build_reports=BuildReportsByIds(PostgresTaskReportReader(engine, metrics), clock),
+        list_user_ids=ListUserIdsForProcessing(PostgresUserIdReader(database), clock),
+        build_reports=BuildReportsByIds(PostgresTaskReportReader(database), clock),
         metrics=metrics,
         request_deadline_s=settings.request_timeout_ms / 1000,
         readiness=readiness,

@@ -72,6 +72,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             _int_between(0, 10_000),
             PoolSettings.statement_cache_size,
         ),
+        transaction_pooler=env.get(
+            "TRANSACTION_POOLER",
+            _boolean,
+            PoolSettings.transaction_pooler,
+        ),
     )
     return Settings(
         database_url=database_url,

@@ -200,6 +200,8 @@ def _client(options: PassOptions, *, connections: int) -> SchedulerClient:
 
 
 class _Pass:
+    """One run: the producer, the consumers and the writer, and what they counted."""
+
     def __init__(
         self,
         options: PassOptions,

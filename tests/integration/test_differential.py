@@ -16,6 +16,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.database import Database
 from adapters.reports import PostgresTaskReportReader
 from adapters.user_ids import PostgresUserIdReader
 from domain.reports import ReportWindow, UserIdPage
@@ -134,7 +135,7 @@ async def _seed(seeder: Seeder, world: World) -> None:
 
 
 async def _walk_adapter(engine: AsyncEngine, world: World) -> list[UserIdPage]:
-    reader = PostgresUserIdReader(engine)
+    reader = PostgresUserIdReader(Database(engine))
     pages = [await reader.read_page(world.window, world.after_id, world.page_size)]
     while (cursor := pages[-1].next_after_id) is not None:
         assert len(pages) <= len(world.users), "more pages than users"
@@ -220,7 +221,7 @@ async def test_adapters_and_api_agree_with_the_oracle(
         world.after_id,
     )
 
-    reports = await PostgresTaskReportReader(engine).read_reports(
+    reports = await PostgresTaskReportReader(Database(engine)).read_reports(
         sorted(set(world.requested)),
         world.window,
         world.max_tasks,

@@ -8,6 +8,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.database import Database
 from adapters.reports import PostgresTaskReportReader
 from domain.reports import (
     CompletedTask,
@@ -38,7 +39,7 @@ REPORTS_PATH = "/api/v1/internal/scheduler/user-task-reports-by-ids"
 
 @pytest.fixture
 def reader(engine: AsyncEngine) -> PostgresTaskReportReader:
-    return PostgresTaskReportReader(engine)
+    return PostgresTaskReportReader(Database(engine))
 
 
 async def _one_report(

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.database import Database
 from adapters.user_ids import PostgresUserIdReader
 from domain.reports import ReportWindow, UserIdPage
 from tests.data import Seeder, Task, User, at
@@ -19,7 +20,7 @@ MAX_ID = 2**63 - 1
 
 @pytest.fixture
 def reader(engine: AsyncEngine) -> PostgresUserIdReader:
-    return PostgresUserIdReader(engine)
+    return PostgresUserIdReader(Database(engine))
 
 
 def _user(user_id: int) -> User:
