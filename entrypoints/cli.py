@@ -13,6 +13,7 @@ from adapters.demo_data import generate_demo_data
 from entrypoints.api_keys import entry_line, new_api_key
 from entrypoints.bootstrap import migrate, resolve_database_url
 from entrypoints.logs import configure_logging
+from entrypoints.scheduler import digest
 from entrypoints.server import ServerOptions, serve
 from entrypoints.settings import PREFIX, Settings, SettingsError, load_settings
 
@@ -20,7 +21,11 @@ DEMO_CLIENT = "demo"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["digest"]:
+        # The scheduler client speaks only HTTP; the server's settings are not its concern.
+        return digest.main(arguments[1:])
+    args = _parser().parse_args(arguments)
     try:
         settings = load_settings()
     except SettingsError as err:
@@ -54,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_server_options(demo)
     demo.add_argument("--users", type=int, default=5000, help="demo users to create (default 5000)")
     demo.set_defaults(run=_demo, no_migrate=False)
+
+    commands.add_parser(
+        "digest",
+        help="run the nightly digest pass against a running service (see digest --help)",
+        add_help=False,
+    )
 
     api_key = commands.add_parser("api-key", help="manage API keys")
     api_key_commands = api_key.add_subparsers(required=True, metavar="ACTION")

@@ -85,8 +85,26 @@ def serve(options: ServerOptions) -> None:
     _supervise(config, options)
 
 
-def _run_worker(config: uvicorn.Config, drain_delay_s: float, sock: socket.socket) -> None:
-    DrainingServer(config, drain_delay_s).run(sockets=[sock])
+def _run_worker(config: uvicorn.Config, drain_delay_s: float) -> None:
+    DrainingServer(config, drain_delay_s).run(sockets=[_listen(config.host, config.port)])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket of this worker's own, sharing the port with its siblings.
+
+    With one socket inherited by all workers, whichever worker wakes first accepts a
+    whole burst of connections and keeps them, since clients keep connections alive: one
+    worker ended up with all the work. SO_REUSEPORT lets the kernel spread new
+    connections over the workers' sockets instead.
+    """
+    family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, protocol)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def _supervise(config: uvicorn.Config, options: ServerOptions) -> None:
@@ -96,12 +114,11 @@ def _supervise(config: uvicorn.Config, options: ServerOptions) -> None:
     when it gets SIGTERM; one still alive after the drain delay and grace period is
     killed.
     """
-    sock = config.bind_socket()
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_run_worker, args=(config, options.drain_delay_s, sock))
+        process = context.Process(target=_run_worker, args=(config, options.drain_delay_s))
         process.start()
         return process
 
@@ -126,4 +143,3 @@ def _supervise(config: uvicorn.Config, options: ServerOptions) -> None:
             logger.error("worker %s did not stop in time; killing it", process.pid)
             process.kill()
             process.join()
-    sock.close()

@@ -157,7 +157,10 @@ class ApiKeyGate:
         return self._registry().client_for(key, datetime.now(UTC))
 
 
-def require_api_client(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def require_api_client(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    _: BaseRouteHandler,
+) -> None:
     """Guard on the internal router: a second lock in case it is ever mounted without the gate."""
     if not connection.scope.get("state", {}).get(API_CLIENT_STATE_KEY):
         raise NotAuthorizedException(headers={"WWW-Authenticate": WWW_AUTHENTICATE})

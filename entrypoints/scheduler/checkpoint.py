@@ -4,20 +4,22 @@ Consumers finish batches in any order, so progress is not a single cursor: the
 checkpoint keeps the ranges of the ID walk whose batches are done, and the byte length
 of the output file that holds exactly their messages.
 
-Why a pass killed at any moment loses and duplicates nothing. Commits are serialised,
-and each one (1) writes the batch's lines at the recorded length and fsyncs the output,
-then (2) writes a new checkpoint beside the old one, fsyncs it and renames it over the
-old one, which replaces the file in one step. Invariant: the first `outputBytes` bytes
-of the output are the messages of the batches in `done`, each once. It holds for an
-empty checkpoint, and a commit keeps it: until the rename the old checkpoint stands,
-and whatever step (1) wrote lies past its length; after the rename the new length
-covers exactly the old messages and the batch's, already on disk. Resuming truncates
-the output to `outputBytes`, dropping lines (even half a line) of a batch that was
-written but not recorded, and the walk skips every ID inside a done range, so each
-done user keeps its one message and every other user is asked for again.
+Why a pass killed at any moment loses and duplicates nothing. Commits are serialised
+(one writer per pass, and a lock on the output keeps a second pass out), and each one
+(1) writes the lines of its batches at the recorded length and fsyncs the output, then
+(2) writes a new checkpoint beside the old one, fsyncs it and renames it over the old
+one, which replaces the file in one step. Invariant: the first `outputBytes` bytes of
+the output are the messages of the batches in `done`, each once. It holds for an empty
+checkpoint, and a commit keeps it: until the rename the old checkpoint stands, and
+whatever step (1) wrote lies past its length; after the rename the new length covers
+exactly the old messages and the new batches', already on disk. Resuming truncates the
+output to `outputBytes`, dropping lines (even half a line) of batches that were written
+but not recorded, and the walk skips every ID inside a done range, so each done user
+keeps its one message and every other user is asked for again.
 """
 
 import contextlib
+import fcntl
 import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
@@ -125,34 +127,33 @@ class DigestOutput:
 
     @classmethod
     def open(cls, identity: PassIdentity, checkpoint: Path | None) -> "DigestOutput":
+        """The output, locked against a second pass, cut back to what the checkpoint holds."""
         identity = PassIdentity(
             window_start=identity.window_start,
             window_end=identity.window_end,
             max_tasks=identity.max_tasks,
             output=identity.output.resolve(),
         )
-        saved = _load(checkpoint, identity) if checkpoint is not None else None
-        if saved is None:
-            output = cls(identity.output.open("w+b"), identity, checkpoint, None)
-            if checkpoint is not None:
-                output._save()
-            return output
-
+        file = _open_locked(identity.output)
         try:
-            file = identity.output.open("r+b")
-        except FileNotFoundError:
-            raise CheckpointError(
-                f"{checkpoint} belongs to {identity.output}, which is gone; "
-                "remove the checkpoint to start the pass afresh",
-            ) from None
-        if os.fstat(file.fileno()).st_size < saved.output_bytes:
+            saved = _load(checkpoint, identity) if checkpoint is not None else None
+            if saved is None:
+                file.truncate(0)
+                output = cls(file, identity, checkpoint, None)
+                if checkpoint is not None:
+                    output._save()
+                return output
+
+            if os.fstat(file.fileno()).st_size < saved.output_bytes:
+                raise CheckpointError(
+                    f"{identity.output} is missing or shorter than {checkpoint} says; "
+                    "remove the checkpoint to start the pass afresh",
+                )
+            file.truncate(saved.output_bytes)
+            return cls(file, identity, checkpoint, saved)
+        except BaseException:
             file.close()
-            raise CheckpointError(
-                f"{identity.output} is shorter than {checkpoint} says; "
-                "remove both to start the pass afresh",
-            )
-        file.truncate(saved.output_bytes)
-        return cls(file, identity, checkpoint, saved)
+            raise
 
     def __enter__(self) -> "DigestOutput":
         return self
@@ -238,6 +239,21 @@ def _load(checkpoint: Path, identity: PassIdentity) -> _Saved | None:
             "with the same options to finish it, or remove the checkpoint to start afresh",
         )
     return saved
+
+
+def _open_locked(path: Path) -> BinaryIO:
+    """Open (or create) the output without truncating it, and hold it exclusively.
+
+    Two passes writing one output would interleave their lines and checkpoints. The lock
+    is the kernel's, so it goes with the process, however that ends.
+    """
+    file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+b")
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise CheckpointError(f"another pass is writing {path} right now") from None
+    return file
 
 
 def _fsync_directory(directory: Path) -> None:

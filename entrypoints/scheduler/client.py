@@ -10,7 +10,7 @@ import asyncio
 import email.utils
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
@@ -135,6 +135,10 @@ class RetryPolicy:
     max_delay_s: float = 30.0
     max_retry_after_s: float = 300.0
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("a retry policy needs at least one attempt")
+
     def delay(self, retry: int, draw: float, retry_after_s: float | None) -> float:
         """The wait before retry number `retry` (1 for the first), `draw` being in [0, 1).
 
@@ -230,7 +234,7 @@ class SchedulerClient:
         *,
         after_id: int,
         page_size: int,
-    ) -> AsyncIterator[list[int]]:
+    ) -> AsyncGenerator[list[int], None]:
         """Every page of user IDs after `after_id`, following `nextAfterId` until null.
 
         Each page is checked to start past the previous one, so the walk ends within

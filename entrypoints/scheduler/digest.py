@@ -21,13 +21,13 @@ from typing import Any, TextIO, TypeVar
 
 import httpx
 
-from entrypoints.scheduler.checkpoint import (
+from .checkpoint import (
     CheckpointError,
     DigestOutput,
     DoneRanges,
     PassIdentity,
 )
-from entrypoints.scheduler.client import (
+from .client import (
     MAX_BATCH_SIZE,
     MAX_MAX_TASKS,
     MAX_PAGE_SIZE,
@@ -38,7 +38,7 @@ from entrypoints.scheduler.client import (
     Window,
     rfc3339,
 )
-from entrypoints.scheduler.messages import compose, encode_line
+from .messages import compose, encode_line
 
 logger = logging.getLogger(__name__)
 
@@ -278,18 +278,19 @@ class _Pass:
             after_id=after,
             page_size=self._options.page_size,
         )
-        async for page in pages:
-            if self._error is not None:
-                return
-            for user_id in page:
-                # Done in an earlier run. The ranges this run adds end behind the walk,
-                # so they would never hide an ID still to come anyway.
-                if user_id in done:
-                    continue
-                batch.append(user_id)
-                if len(batch) == self._options.batch_size:
-                    await batches.put(_Batch(after, user_id, batch))
-                    after, batch = user_id, []
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                if self._error is not None:
+                    return
+                for user_id in page:
+                    # Done in an earlier run. The ranges this run adds end behind the
+                    # walk, so they would never hide an ID still to come anyway.
+                    if user_id in done:
+                        continue
+                    batch.append(user_id)
+                    if len(batch) == self._options.batch_size:
+                        await batches.put(_Batch(after, user_id, batch))
+                        after, batch = user_id, []
         if batch:
             await batches.put(_Batch(after, batch[-1], batch))
         self._walk_complete = True
@@ -376,8 +377,9 @@ class _Pass:
                     after_id=done_before.prefix_end(),
                     page_size=MAX_PAGE_SIZE,
                 )
-                async for page in pages:
-                    total += sum(1 for user_id in page if user_id not in done_before)
+                async with contextlib.aclosing(pages):
+                    async for page in pages:
+                        total += sum(1 for user_id in page if user_id not in done_before)
         except SchedulerApiError as err:
             logger.info("no total for the progress bar: %s", err)
             return
@@ -390,7 +392,7 @@ class _Pass:
 
     def _stop(self, reason: str) -> None:
         if self._error is None:
-            logger.info("the pass stops: %s", reason)
+            logger.debug("the pass stops: %s", reason)
             self._error = reason
 
     def _snapshot(self, *, finished: bool = False) -> Snapshot:
@@ -484,12 +486,15 @@ def main(argv: Sequence[str]) -> int:
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 2
 
+    # httpx tells of every request at info, which would bury the progress and the summary.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
     interactive = sys.stderr.isatty()
     printer = ProgressPrinter(sys.stderr, interactive=interactive)
     try:
         options = _pass_options(args, datetime.now(UTC), printer, interactive=interactive)
         summary = asyncio.run(run_pass(options))
-    except (UsageError, CheckpointError) as err:
+    except (UsageError, CheckpointError, OSError) as err:
+        # OSError only from opening the output: the pass itself reports write failures.
         print(f"digest: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 from msgspec import Struct
 
-from entrypoints.scheduler.client import UserReport, Window, rfc3339
+from .client import UserReport, Window, rfc3339
 
 UNFINISHED_TITLES = 5
 
