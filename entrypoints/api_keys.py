@@ -87,12 +87,27 @@ def parse_entries(text: str, *, separator: str = ",") -> list[ApiKeyEntry]:
 
     Blank entries are skipped, and in a file (one entry a line) so is anything after `#`.
     """
+    in_file = separator == "\n"
     entries = []
     for position, raw in enumerate(text.split(separator), start=1):
-        entry = raw.split("#", 1)[0].strip() if separator == "\n" else raw.strip()
+        entry = raw.split("#", 1)[0].strip() if in_file else raw.strip()
         if entry:
-            entries.append(_parse_entry(entry, f"entry {position}"))
+            entries.append(_parse_entry(entry, f"{'line' if in_file else 'entry'} {position}"))
     return entries
+
+
+_RESERVED_IN_NAMES = frozenset(",:;#")
+
+
+def client_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a client in an entry, or None if it can."""
+    if not name or name != name.strip():
+        return "must not be empty or start or end with a space"
+    if not name.isascii() or not name.isprintable():
+        return "must be printable ASCII"
+    if reserved := sorted(_RESERVED_IN_NAMES & set(name)):
+        return f"must not contain {' '.join(reserved)} (they separate the parts of an entry)"
+    return None
 
 
 def _parse_entry(entry: str, where: str) -> ApiKeyEntry:
@@ -102,8 +117,8 @@ def _parse_entry(entry: str, where: str) -> ApiKeyEntry:
     digest_hex = digest_hex.strip().lower()
     if not colon or not client:
         raise ApiKeyConfigError(f"{where} is not CLIENT:SHA256HEX")
-    if not client.isascii() or not client.isprintable() or "," in client:
-        raise ApiKeyConfigError(f"{where}: the client name must be printable ASCII without ','")
+    if problem := client_name_problem(client):
+        raise ApiKeyConfigError(f"{where}: the client name {problem}")
     if len(digest_hex) != _DIGEST_HEX_LENGTH or not set(digest_hex) <= set(string.hexdigits):
         raise ApiKeyConfigError(
             f"{where} ({client}): the digest must be 64 hex digits, "
@@ -154,13 +169,23 @@ class ApiKeyRegistry:
         presented_digest = hashlib.sha256(presented).digest()
         found = None
         for entry in self._entries:
-            if hmac.compare_digest(entry.digest, presented_digest):
+            # Of several entries for one key (a key being extended), the one that lasts
+            # longest decides, whatever their order.
+            if hmac.compare_digest(entry.digest, presented_digest) and (
+                found is None or _lasts_longer(entry, found)
+            ):
                 found = entry
         if found is None:
             return None, "unknown"
         if found.expires_at is not None and found.expires_at <= now:
             return None, "expired"
         return found.client, "ok"
+
+
+def _lasts_longer(entry: ApiKeyEntry, than: ApiKeyEntry) -> bool:
+    if than.expires_at is None:
+        return False
+    return entry.expires_at is None or entry.expires_at > than.expires_at
 
 
 class ApiKeySource:
@@ -205,7 +230,8 @@ class ApiKeySource:
             signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
             if signature == self._signature:
                 return
-            entries = parse_entries(self._path.read_text(encoding="utf-8"), separator="\n")
+            text = self._path.read_text(encoding="utf-8-sig")
+            entries = parse_entries(text, separator="\n")
         except (OSError, UnicodeDecodeError, ApiKeyConfigError) as err:
             if initial:
                 raise ApiKeyConfigError(f"{self._path}: {err}") from None

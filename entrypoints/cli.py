@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from adapters.demo_data import generate_demo_data
-from entrypoints.api_keys import entry_line, new_api_key
+from entrypoints.api_keys import client_name_problem, entry_line, new_api_key
 from entrypoints.bootstrap import migrate, resolve_database_url
 from entrypoints.logs import configure_logging
 from entrypoints.scheduler import digest
@@ -160,9 +160,9 @@ async def _load_demo_data(url: str, users: int) -> None:
 
 
 def _new_api_key(args: argparse.Namespace, settings: Settings) -> int:
-    name = args.name.strip()
-    if not name or ":" in name or "," in name or not name.isascii() or not name.isprintable():
-        print("task-tracker: --name must be printable ASCII without ':' or ','", file=sys.stderr)
+    name = args.name
+    if problem := client_name_problem(name):
+        print(f"task-tracker: --name {problem}", file=sys.stderr)
         return 2
     key = new_api_key()
     expires_at = datetime.now(UTC) + args.expires_in if args.expires_in else None

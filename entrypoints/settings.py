@@ -117,7 +117,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def read_key_file(path: Path) -> tuple[ApiKeyEntry, ...]:
     """Entries one per line; blank lines and `#` comments are ignored."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as err:
         raise ApiKeyConfigError(f"cannot read {path}: {err.strerror}") from err
     return tuple(parse_entries(text, separator="\n"))
