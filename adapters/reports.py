@@ -3,14 +3,7 @@
 from collections.abc import Sequence
 
 from adapters.database import Database
-from domain.reports import (
-    CompletedTask,
-    CompletedTasks,
-    ReportWindow,
-    UnfinishedTask,
-    UnfinishedTasks,
-    UserTaskReport,
-)
+from domain.reports import ReportDocument, ReportWindow
 
 # $1 user ids, $2 window start, $3 window end, $4 how many tasks each list shows.
 #
@@ -25,53 +18,99 @@ from domain.reports import (
 #   after the window's end that still count as unfinished as of that end.
 #
 # The users come from the primary key, already in id order, probed once per requested
-# id; IDs with no user simply yield no row. Both lists leave the database as arrays of
-# rows, so the batch is a single statement with exactly one row per existing user.
+# id; IDs with no user simply yield no row.
+#
+# Each report leaves the database already in the contract's JSON form, as UTF-8 bytes
+# the service passes through. Measured on 1000-report batches, decoding rows into
+# objects and encoding them again cost the service about as much CPU as PostgreSQL
+# spent computing the reports (8 ms each per batch) on the two cores they share;
+# rendering here adds far less than that to the statement. Timestamps are written as
+# the service writes its own: UTC, `Z`, and microseconds only when there are any.
 REPORT_SQL = """
 SELECT
     u.id,
-    u.email,
-    (
-        SELECT count(*) FROM tasks t
-        WHERE t.user_id = u.id AND t.completed_at IS NULL AND t.created_at < $3
-    ) + (
-        SELECT count(*) FROM tasks t
-        WHERE t.user_id = u.id AND t.completed_at >= $3 AND t.created_at < $3
-    ) AS unfinished_count,
-    ARRAY(
-        SELECT ROW(unfinished.id, unfinished.title)
-        FROM (
-            (
-                SELECT t.id, t.title, t.created_at FROM tasks t
-                WHERE t.user_id = u.id AND t.completed_at IS NULL AND t.created_at < $3
-                ORDER BY t.created_at, t.id
-                LIMIT $4
+    convert_to(
+        json_build_object(
+            'userId', u.id,
+            'email', u.email,
+            'unfinished', json_build_object(
+                'count', (
+                    SELECT count(*) FROM tasks t
+                    WHERE t.user_id = u.id AND t.completed_at IS NULL AND t.created_at < $3
+                ) + (
+                    SELECT count(*) FROM tasks t
+                    WHERE t.user_id = u.id AND t.completed_at >= $3 AND t.created_at < $3
+                ),
+                'tasks', (
+                    SELECT coalesce(
+                        json_agg(
+                            json_build_object('id', oldest.id, 'title', oldest.title)
+                            ORDER BY oldest.created_at, oldest.id
+                        ),
+                        '[]'
+                    )
+                    FROM (
+                        (
+                            SELECT t.id, t.title, t.created_at FROM tasks t
+                            WHERE t.user_id = u.id
+                              AND t.completed_at IS NULL AND t.created_at < $3
+                            ORDER BY t.created_at, t.id
+                            LIMIT $4
+                        )
+                        UNION ALL
+                        (
+                            SELECT t.id, t.title, t.created_at FROM tasks t
+                            WHERE t.user_id = u.id
+                              AND t.completed_at >= $3 AND t.created_at < $3
+                            ORDER BY t.created_at, t.id
+                            LIMIT $4
+                        )
+                        ORDER BY created_at, id
+                        LIMIT $4
+                    ) AS oldest
+                )
+            ),
+            'completed', json_build_object(
+                'count', (
+                    SELECT count(*) FROM tasks t
+                    WHERE t.user_id = u.id
+                      AND t.completed_at >= $2 AND t.completed_at < $3
+                      AND t.created_at < $3
+                ),
+                'tasks', (
+                    SELECT coalesce(
+                        json_agg(
+                            json_build_object(
+                                'id', newest.id,
+                                'title', newest.title,
+                                'completedAt',
+                                to_char(newest.completed_at AT TIME ZONE 'UTC',
+                                        'YYYY-MM-DD"T"HH24:MI:SS')
+                                || CASE
+                                    WHEN extract(microseconds FROM newest.completed_at)::bigint
+                                         % 1000000 <> 0
+                                    THEN to_char(newest.completed_at AT TIME ZONE 'UTC', '.US')
+                                    ELSE ''
+                                END
+                                || 'Z'
+                            )
+                            ORDER BY newest.completed_at DESC, newest.id DESC
+                        ),
+                        '[]'
+                    )
+                    FROM (
+                        SELECT t.id, t.title, t.completed_at FROM tasks t
+                        WHERE t.user_id = u.id
+                          AND t.completed_at >= $2 AND t.completed_at < $3
+                          AND t.created_at < $3
+                        ORDER BY t.completed_at DESC, t.id DESC
+                        LIMIT $4
+                    ) AS newest
+                )
             )
-            UNION ALL
-            (
-                SELECT t.id, t.title, t.created_at FROM tasks t
-                WHERE t.user_id = u.id AND t.completed_at >= $3 AND t.created_at < $3
-                ORDER BY t.created_at, t.id
-                LIMIT $4
-            )
-        ) AS unfinished
-        ORDER BY unfinished.created_at, unfinished.id
-        LIMIT $4
-    ) AS unfinished_tasks,
-    (
-        SELECT count(*) FROM tasks t
-        WHERE t.user_id = u.id
-          AND t.completed_at >= $2 AND t.completed_at < $3
-          AND t.created_at < $3
-    ) AS completed_count,
-    ARRAY(
-        SELECT ROW(t.id, t.title, t.completed_at) FROM tasks t
-        WHERE t.user_id = u.id
-          AND t.completed_at >= $2 AND t.completed_at < $3
-          AND t.created_at < $3
-        ORDER BY t.completed_at DESC, t.id DESC
-        LIMIT $4
-    ) AS completed_tasks
+        )::text,
+        'UTF8'
+    ) AS report
 FROM users u
 WHERE u.id = ANY($1::bigint[])
 ORDER BY u.id
@@ -87,7 +126,7 @@ class PostgresTaskReportReader:
         user_ids: Sequence[int],
         window: ReportWindow,
         max_tasks: int,
-    ) -> list[UserTaskReport]:
+    ) -> list[ReportDocument]:
         rows = await self._database.fetch(
             "report",
             REPORT_SQL,
@@ -97,14 +136,4 @@ class PostgresTaskReportReader:
             max_tasks,
         )
 
-        unfinished_task = UnfinishedTask._make
-        completed_task = CompletedTask._make
-        return [
-            UserTaskReport(
-                user_id,
-                email,
-                UnfinishedTasks(unfinished_count, tuple(map(unfinished_task, unfinished))),
-                CompletedTasks(completed_count, tuple(map(completed_task, completed))),
-            )
-            for user_id, email, unfinished_count, unfinished, completed_count, completed in rows
-        ]
+        return [ReportDocument(user_id, document) for user_id, document in rows]

@@ -2,12 +2,13 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic
 
 from application.limits import DEFAULT_MAX_TASKS, MAX_BATCH_SIZE, MAX_ID, MAX_MAX_TASKS
 from application.windows import resolve_window
 from domain.errors import FieldError, InvalidRequest
-from domain.ports import Clock, TaskReportReader
-from domain.reports import ReportWindow, UserTaskReport
+from domain.ports import Clock, ReportT, TaskReportReader
+from domain.reports import ReportWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,20 +20,20 @@ class BuildReportsCommand:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportBatch:
+class ReportBatch(Generic[ReportT]):
     window: ReportWindow
-    reports: list[UserTaskReport]
+    reports: list[ReportT]
     missing_user_ids: list[int]
 
 
-class BuildReportsByIds:
+class BuildReportsByIds(Generic[ReportT]):
     """Answers a batch once per distinct user and names the IDs that have no user."""
 
-    def __init__(self, reader: TaskReportReader, clock: Clock) -> None:
+    def __init__(self, reader: TaskReportReader[ReportT], clock: Clock) -> None:
         self._reader = reader
         self._clock = clock
 
-    async def execute(self, command: BuildReportsCommand) -> ReportBatch:
+    async def execute(self, command: BuildReportsCommand) -> ReportBatch[ReportT]:
         _check(command)
         window = resolve_window(command.window_start, command.window_end, self._clock.now())
         distinct_ids = sorted(set(command.user_ids))

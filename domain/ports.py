@@ -2,9 +2,20 @@
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from domain.reports import ReportWindow, UserIdPage, UserTaskReport
+from domain.reports import ReportWindow, UserIdPage
+
+
+class UserReport(Protocol):
+    """Any form of one user's report: the use cases need only to know whose it is."""
+
+    @property
+    def user_id(self) -> int: ...
+
+
+ReportT = TypeVar("ReportT", bound=UserReport)
+ReportT_co = TypeVar("ReportT_co", bound=UserReport, covariant=True)
 
 
 class UserIdReader(Protocol):
@@ -16,14 +27,17 @@ class UserIdReader(Protocol):
         ...
 
 
-class TaskReportReader(Protocol):
+class TaskReportReader(Protocol[ReportT_co]):
     async def read_reports(
         self,
         user_ids: Sequence[int],
         window: ReportWindow,
         max_tasks: int,
-    ) -> list[UserTaskReport]:
-        """Reports of those of `user_ids` (distinct, ascending) that exist, ascending by ID."""
+    ) -> Sequence[ReportT_co]:
+        """Reports of those of `user_ids` (distinct, ascending) that exist, ascending by ID.
+
+        A report is a UserTaskReport, or a ReportDocument where the storage renders it.
+        """
         ...
 
 

@@ -53,6 +53,17 @@ class UserTaskReport(NamedTuple):
     completed: CompletedTasks
 
 
+class ReportDocument(NamedTuple):
+    """A UserTaskReport as the storage already rendered it, in the contract's JSON form.
+
+    The read path passes it on untouched, so no layer decodes it or needs to; see the
+    report statement in adapters/reports.py for why the database renders it.
+    """
+
+    user_id: int
+    json: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class UserIdPage:
     """One keyset page: ascending IDs, and the cursor for the next page if there is one."""

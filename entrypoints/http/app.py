@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from application.reports import BuildReportsByIds
 from application.user_ids import ListUserIdsForProcessing
+from domain.reports import ReportDocument
 from entrypoints.api_keys import ApiKeyRegistry
 from entrypoints.http.access_log import AccessLog
 from entrypoints.http.authentication import ApiKeyGate, FailedAuthLimiter
@@ -28,7 +29,7 @@ MAX_BODY_BYTES = 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class HttpDependencies:
     list_user_ids: ListUserIdsForProcessing
-    build_reports: BuildReportsByIds
+    build_reports: BuildReportsByIds[ReportDocument]
     readiness: Readiness
     api_keys: Callable[[], ApiKeyRegistry]
     on_reload_signal: Callable[[], None] | None = None

@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException
 from application.limits import DEFAULT_PAGE_LIMIT
 from application.reports import BuildReportsByIds
 from application.user_ids import ListUserIdsForProcessing, ListUserIdsQuery
+from domain.reports import ReportDocument
 from entrypoints.http.access_log import LOG_FIELDS_STATE_KEY
 from entrypoints.http.authentication import INTERNAL_PREFIX, require_api_client
 from entrypoints.http.metrics import METRICS_MEDIA_TYPE, Metrics
@@ -22,8 +23,8 @@ from entrypoints.http.problems import RETRY_AFTER_S, AnyRequest, problem_respons
 from entrypoints.http.query import QueryReader
 from entrypoints.http.schemas import (
     decode_reports_request,
+    encode_reports,
     encoder,
-    reports_response,
     user_ids_response,
 )
 
@@ -74,7 +75,7 @@ async def user_ids_for_processing(
 )
 async def user_task_reports_by_ids(
     request: AnyRequest,
-    build_reports: NamedDependency[BuildReportsByIds],
+    build_reports: NamedDependency[BuildReportsByIds[ReportDocument]],
 ) -> Response[bytes]:
     """Reports for up to 1000 users, computed by one SQL statement."""
     media_type, options = request.content_type
@@ -89,7 +90,7 @@ async def user_task_reports_by_ids(
         batch_size=len(batch.reports) + len(batch.missing_user_ids),
         rows=len(batch.reports),
     )
-    return Response(encoder.encode(reports_response(batch)), media_type=JSON)
+    return Response(encode_reports(batch), media_type=JSON)
 
 
 internal_router = Router(

@@ -12,7 +12,7 @@ from application.limits import MAX_BATCH_SIZE, MAX_ID, MAX_MAX_TASKS
 from application.reports import BuildReportsCommand, ReportBatch
 from application.user_ids import UserIdsPage
 from domain.errors import FieldError, InvalidRequest
-from domain.reports import ReportWindow, UserTaskReport
+from domain.reports import ReportDocument, ReportWindow
 
 UserId = Annotated[int, Meta(ge=1, le=MAX_ID)]
 Timestamp = Annotated[datetime, Meta(tz=True)]
@@ -159,29 +159,20 @@ def user_ids_response(page: UserIdsPage) -> UserIdsResponse:
     )
 
 
-def _report(report: UserTaskReport) -> ReportBody:
-    return ReportBody(
-        user_id=report.user_id,
-        email=report.email,
-        unfinished=UnfinishedBody(
-            count=report.unfinished.count,
-            tasks=[UnfinishedTaskBody(id=t.id, title=t.title) for t in report.unfinished.tasks],
-        ),
-        completed=CompletedBody(
-            count=report.completed.count,
-            tasks=[
-                CompletedTaskBody(
-                    id=t.id, title=t.title, completed_at=t.completed_at.astimezone(UTC)
-                )
-                for t in report.completed.tasks
-            ],
-        ),
-    )
+def encode_reports(batch: ReportBatch[ReportDocument]) -> bytes:
+    """The answer of the reports endpoint, around reports the database already rendered.
 
-
-def reports_response(batch: ReportBatch) -> ReportsResponse:
-    return ReportsResponse(
-        window=_window(batch.window),
-        reports=[_report(report) for report in batch.reports],
-        missing_user_ids=batch.missing_user_ids,
+    The result is what encoding a ReportsResponse would give (ReportsResponse documents
+    it): the envelope comes from msgspec, each report's bytes are copied in unchanged.
+    """
+    return b"".join(
+        (
+            b'{"window":',
+            encoder.encode(_window(batch.window)),
+            b',"reports":[',
+            b",".join(report.json for report in batch.reports),
+            b'],"missingUserIds":',
+            encoder.encode(batch.missing_user_ids),
+            b"}",
+        ),
     )

@@ -6,6 +6,7 @@ problem-details answer, and `exchange`, which speaks raw ASGI to the app.
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -346,8 +347,9 @@ async def test_chunked_body_under_the_limit_is_read_whole(
     )
 
     assert answer.status == 200, answer.body
-    assert b'"userId":7' in answer.body
-    assert b'"missingUserIds":[8]' in answer.body
+    answered = json.loads(answer.body)
+    assert [report["userId"] for report in answered["reports"]] == [7]
+    assert answered["missingUserIds"] == [8]
 
 
 # --- 415 ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from domain.reports import ReportWindow, UserIdPage
 from tests import oracle
 from tests.conftest import AUTH
 from tests.data import Seeder, Task, User, at
+from tests.integration.documents import DecodingReportReader
 
 MAX_ID = 2**63 - 1
 US = timedelta(microseconds=1)
@@ -221,7 +222,7 @@ async def test_adapters_and_api_agree_with_the_oracle(
         world.after_id,
     )
 
-    reports = await PostgresTaskReportReader(Database(engine)).read_reports(
+    reports = await DecodingReportReader(PostgresTaskReportReader(Database(engine))).read_reports(
         sorted(set(world.requested)),
         world.window,
         world.max_tasks,

@@ -19,6 +19,7 @@ from domain.reports import (
 )
 from tests.conftest import AUTH
 from tests.data import Seeder, Task, User, at
+from tests.integration.documents import DecodingReportReader
 
 START = at("2026-12-03T00:00:00Z")
 END = at("2026-12-04T00:00:00Z")
@@ -38,12 +39,12 @@ REPORTS_PATH = "/api/v1/internal/scheduler/user-task-reports-by-ids"
 
 
 @pytest.fixture
-def reader(engine: AsyncEngine) -> PostgresTaskReportReader:
-    return PostgresTaskReportReader(Database(engine))
+def reader(engine: AsyncEngine) -> DecodingReportReader:
+    return DecodingReportReader(PostgresTaskReportReader(Database(engine)))
 
 
 async def _one_report(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     user_id: int,
     max_tasks: int = 50,
 ) -> UserTaskReport:
@@ -86,7 +87,7 @@ EDGES = [
 
 @pytest.mark.parametrize(("created_at", "completed_at", "counted_as"), EDGES)
 async def test_task_is_counted_exactly_where_the_window_puts_it(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
     created_at: datetime,
     completed_at: datetime | None,
@@ -104,7 +105,7 @@ async def test_task_is_counted_exactly_where_the_window_puts_it(
 
 
 async def test_unfinished_ties_on_created_at_come_in_ascending_id_order(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
 ) -> None:
     same = START - HOUR
@@ -128,7 +129,7 @@ async def test_unfinished_ties_on_created_at_come_in_ascending_id_order(
 
 
 async def test_completed_ties_on_completed_at_come_in_descending_id_order(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
 ) -> None:
     same = START + HOUR
@@ -172,7 +173,7 @@ def _busy_user_tasks() -> list[Task]:
 
 @pytest.mark.parametrize("max_tasks", [0, 1, 5, 50])
 async def test_busy_user_gets_full_counts_and_lists_capped_at_max_tasks(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
     max_tasks: int,
 ) -> None:
@@ -220,7 +221,7 @@ TITLES = [
 
 @pytest.mark.parametrize("title", TITLES)
 async def test_title_comes_back_exactly_as_stored(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
     title: str,
 ) -> None:
@@ -267,7 +268,7 @@ async def test_titles_come_back_exactly_through_the_json_api(
 
 
 async def test_completion_time_comes_back_to_the_microsecond(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
 ) -> None:
     completed_at = at("2026-12-03T18:20:00.123457Z")
@@ -282,7 +283,7 @@ async def test_completion_time_comes_back_to_the_microsecond(
 
 
 async def test_gapped_and_largest_ids_report_existing_users_only_in_ascending_order(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
 ) -> None:
     users = [User(user_id, f"user{user_id}@example.com") for user_id in (1, 7, 1000, MAX_ID)]
@@ -306,7 +307,7 @@ async def test_gapped_and_largest_ids_report_existing_users_only_in_ascending_or
 
 
 async def test_only_missing_ids_give_no_reports(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
 ) -> None:
     await seeder.users([ANN])
@@ -331,7 +332,7 @@ async def test_only_missing_ids_give_no_reports(
     ],
 )
 async def test_user_with_nothing_to_report_gets_a_zero_report(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
     tasks: list[Task],
 ) -> None:
@@ -349,7 +350,7 @@ async def test_user_with_nothing_to_report_gets_a_zero_report(
 
 
 async def test_each_user_of_a_batch_gets_only_their_own_tasks(
-    reader: PostgresTaskReportReader,
+    reader: DecodingReportReader,
     seeder: Seeder,
 ) -> None:
     carol = User(id=3, email="carol@example.com")

@@ -61,7 +61,7 @@ TASKS = [
 def make_use_case(
     *,
     answer_descending: bool = False,
-) -> tuple[BuildReportsByIds, InMemoryTaskReportReader]:
+) -> tuple[BuildReportsByIds[UserTaskReport], InMemoryTaskReportReader]:
     reader = InMemoryTaskReportReader(USERS, TASKS, answer_descending=answer_descending)
     return BuildReportsByIds(reader, FixedClock(NOW)), reader
 
