@@ -111,7 +111,12 @@ def _parser() -> argparse.ArgumentParser:
         help="turns the timed designs take, sharing their budgets (default 3; tiny 1)",
     )
     parser.add_argument(
-        "--workers", type=_positive(int), default=2, help="server workers (default 2)"
+        "--workers",
+        type=_positive(int),
+        # One worker needs about 2 ms of CPU per 1000-report batch against PostgreSQL's
+        # 10 ms, so on two shared cores a second worker only adds memory and contention.
+        default=1,
+        help="server workers (default 1, what fits beside PostgreSQL on two cores)",
     )
     parser.add_argument(
         "--concurrency",

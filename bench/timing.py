@@ -170,7 +170,10 @@ async def run_batches(
         while time.perf_counter() < deadline:
             batch = batches[next(order) % len(batches)]
             sent = time.perf_counter()
-            reports += await _checked(runner, batch)
+            # Await first, then add: `reports += await …` would read the total before
+            # the await and write back a stale sum over the other runners' batches.
+            got = await _checked(runner, batch)
+            reports += got
             latencies.append(time.perf_counter() - sent)
 
     async with asyncio.TaskGroup() as working:
