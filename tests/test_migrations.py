@@ -1,16 +1,14 @@
 """The migrations, up to head, down to base and up again, on a database of their own."""
 
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import migrations
 from adapters.database import PoolSettings, create_engine
+from tests.conftest import scratch_database
 from tests.data import Seeder
 
 TABLES = {"users", "tasks"}
@@ -23,29 +21,10 @@ CONSTRAINTS = {
 INDEXES = {"ix_tasks_user_id_created_at_open", "ix_tasks_user_id_completed_at"}
 
 
-@asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
-    """An empty database on the test server, dropped afterwards; yields its URL."""
-    name = f"tt_fresh_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 @pytest.fixture
 async def fresh_engine(server_url: str) -> AsyncIterator[tuple[AsyncEngine, asyncpg.Connection]]:
     """An engine on an empty database, and a plain connection for looking at its catalog."""
-    async with fresh_database(server_url) as url:
+    async with scratch_database(server_url) as url:
         engine = create_engine(url, PoolSettings(size=2))
         connection = await asyncpg.connect(url)
         try:

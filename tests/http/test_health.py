@@ -12,9 +12,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
 from adapters import migrations
-from tests.conftest import AUTH
+from tests.conftest import AUTH, scratch_database
 from tests.http.test_errors_and_methods import REPORTS, USER_IDS, assert_problem, serving
-from tests.test_migrations import fresh_database
 
 # Nothing listens on port 1 of the loopback address: connecting is refused at once.
 UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/nowhere"
@@ -79,7 +78,7 @@ async def test_health_needs_no_key_and_ignores_a_wrong_one(
 async def test_ready_is_503_until_the_schema_is_at_this_builds_head(
     server_url: str,
 ) -> None:
-    async with fresh_database(server_url) as url, serving(url) as client:
+    async with scratch_database(server_url) as url, serving(url) as client:
         empty = await client.get("/health/ready")
         internal = await _internal_requests(client)
         live = await client.get("/health/live")

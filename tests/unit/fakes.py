@@ -14,22 +14,8 @@ from domain.reports import (
     UserTaskReport,
 )
 from tests.data import Task, User
-
-
-def is_unfinished(task: Task, window: ReportWindow) -> bool:
-    """Created before the end and not completed before it."""
-    return task.created_at < window.end and (
-        task.completed_at is None or task.completed_at >= window.end
-    )
-
-
-def is_completed_in(task: Task, window: ReportWindow) -> bool:
-    """Completed at the start or later and before the end (created before the end, too)."""
-    return (
-        task.created_at < window.end
-        and task.completed_at is not None
-        and window.start <= task.completed_at < window.end
-    )
+from tests.oracle import is_completed_in_window as is_completed_in
+from tests.oracle import is_unfinished
 
 
 class FixedClock:
