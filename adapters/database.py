@@ -67,6 +67,11 @@ def _unique_statement_name() -> str:
     return f"__task_tracker_{uuid.uuid4().hex}__"
 
 
+_BROKEN_CONNECTION = (
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
+
 # SQLSTATEs that mean "not now" rather than "wrong request": connection exceptions (08),
 # refused login (28) or a missing database (3D000) while it is being set up,
 # insufficient resources (53), operator intervention such as shutdown or cancel (57),
@@ -88,7 +93,12 @@ _UNAVAILABLE_SQLSTATE_PREFIXES = (
 def _is_unavailable(err: BaseException) -> bool:
     if isinstance(err, (OSError, TimeoutError)):
         return True
-    if isinstance(err, asyncpg.exceptions.InterfaceError):
+    # A connection the server closed under us (pg_terminate_backend, a restart) surfaces
+    # as an interface error, or as an internal client error when asyncpg finds the
+    # server's farewell on a connection it believed idle; SQLAlchemy may wrap either.
+    if isinstance(err, _BROKEN_CONNECTION):
+        return True
+    if isinstance(err.__cause__, _BROKEN_CONNECTION):
         return True
     sqlstate = getattr(err, "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
@@ -175,7 +185,7 @@ class Database:
             if err.connection_invalidated or (err.orig is not None and _is_unavailable(err.orig)):
                 raise StorageUnavailable("the database is unavailable") from err
             raise
-        except (asyncpg.PostgresError, asyncpg.exceptions.InterfaceError, OSError) as err:
+        except (asyncpg.PostgresError, *_BROKEN_CONNECTION, OSError) as err:
             if _is_unavailable(err):
                 raise StorageUnavailable("the database is unavailable") from err
             raise

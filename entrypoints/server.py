@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import multiprocessing.process
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 import uvicorn
+from prometheus_client import multiprocess
 
 logger = logging.getLogger(__name__)
 
@@ -39,32 +41,33 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self._drain_delay_s = drain_delay_s
 
-    def run(self, sockets: list[socket.socket] | None = None) -> None:
-        # uvicorn raises the signal that stopped it again once it has shut down; a no-op
-        # handler beneath its own turns a graceful stop into a normal exit with code 0.
-        signal.signal(signal.SIGTERM, _ignore)
-        super().run(sockets)
-
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         first = not draining.is_set()
         draining.set()
         if first and sig == signal.SIGTERM and self._drain_delay_s > 0:
-            timer = threading.Timer(self._drain_delay_s, super().handle_exit, (sig, frame))
+            timer = threading.Timer(self._drain_delay_s, self._stop, (sig,))
             timer.daemon = True
             timer.start()
             return
-        super().handle_exit(sig, frame)
+        self._stop(sig)
 
-
-def _ignore(sig: int, frame: FrameType | None) -> None:
-    pass
+    def _stop(self, sig: int) -> None:
+        # uvicorn's own handle_exit records the signal and raises it again once shut
+        # down, which would end a graceful stop with the signal's status instead of 0;
+        # setting its flags directly stops it the same way without that.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
 
 
 def serve(options: ServerOptions) -> None:
     """Serve `entrypoints.asgi` until SIGTERM or SIGINT; workers build their own app."""
+    metrics_dir = None
     if options.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Metrics of all workers are added up from files in a folder they share.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="task-tracker-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="task-tracker-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     config = uvicorn.Config(
         "entrypoints.asgi:create_from_environment",
         factory=True,
@@ -82,7 +85,11 @@ def serve(options: ServerOptions) -> None:
     if options.workers == 1:
         DrainingServer(config, options.drain_delay_s).run()
         return
-    _supervise(config, options)
+    try:
+        _supervise(config, options)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _run_worker(config: uvicorn.Config, drain_delay_s: float) -> None:
@@ -131,6 +138,7 @@ def _supervise(config: uvicorn.Config, options: ServerOptions) -> None:
                 logger.warning(
                     "worker %s exited with %s; starting another", process.pid, process.exitcode
                 )
+                _forget_metrics_of(process)
                 workers[index] = start()
 
     for process in workers:
@@ -143,3 +151,10 @@ def _supervise(config: uvicorn.Config, options: ServerOptions) -> None:
             logger.error("worker %s did not stop in time; killing it", process.pid)
             process.kill()
             process.join()
+        _forget_metrics_of(process)
+
+
+def _forget_metrics_of(process: multiprocessing.process.BaseProcess) -> None:
+    """Drop a dead worker's live gauges (pool in use, waiting) from the shared sum."""
+    if process.pid is not None and "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]

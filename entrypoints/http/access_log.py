@@ -10,7 +10,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.http.authentication import API_CLIENT_STATE_KEY
 from entrypoints.http.lifetime import STATUS_STATE_KEY
-from entrypoints.http.metrics import Metrics
+from entrypoints.http.metrics import Metrics, track_database_time
 
 logger = logging.getLogger("task_tracker.access")
 
@@ -40,6 +40,7 @@ class AccessLog:
             return
 
         started = time.perf_counter()
+        database_seconds = track_database_time()
         request_id = _request_id(scope)
         state = scope.setdefault("state", {})
         state[REQUEST_ID_STATE_KEY] = request_id
@@ -65,12 +66,8 @@ class AccessLog:
             status = state.get(STATUS_STATE_KEY, status)
             seconds = time.perf_counter() - started
             fields = state.get(LOG_FIELDS_STATE_KEY, {})
-            self._metrics.request_finished(
-                scope.get("path_template", "-"),
-                scope["method"],
-                status,
-                seconds,
-            )
+            route = scope.get("path_template", "-")
+            self._metrics.request_finished(route, scope["method"], status, seconds)
             if "batch_size" in fields:
                 self._metrics.report_batch(fields["batch_size"])
             logger.info(
@@ -79,9 +76,11 @@ class AccessLog:
                     "request_id": request_id,
                     "client": state.get(API_CLIENT_STATE_KEY, "-"),
                     "method": scope["method"],
+                    "route": route,
                     "path": scope["path"],
                     "status": status,
                     **fields,
+                    "db_ms": round(database_seconds[0] * 1000, 2),
                     "duration_ms": round(seconds * 1000, 2),
                 },
             )

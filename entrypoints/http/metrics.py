@@ -6,6 +6,7 @@ writes its samples there; a scrape of any one process then adds them all up.
 """
 
 import os
+from contextvars import ContextVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +21,20 @@ from prometheus_client import (
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 750, 1000)
 METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST
+
+# Database seconds of the request being served, for its access-log line; the access
+# log sets a fresh holder per request, and the task serving it shares the holder.
+_request_database_seconds: ContextVar[list[float] | None] = ContextVar(
+    "request_database_seconds",
+    default=None,
+)
+
+
+def track_database_time() -> list[float]:
+    """Start adding this request's statement times up; read the total from the list."""
+    holder = [0.0]
+    _request_database_seconds.set(holder)
+    return holder
 
 
 class Metrics:
@@ -93,6 +108,9 @@ class Metrics:
 
     def statement_finished(self, name: str, seconds: float) -> None:
         self._statements.labels(name).observe(seconds)
+        holder = _request_database_seconds.get()
+        if holder is not None:
+            holder[0] += seconds
 
     def exposition(self) -> bytes:
         if not self._multiprocess:
