@@ -16,6 +16,11 @@ from bench.scheduler_client import SchedulerClient, reports_body
 from bench.timing import WrongAnswer, median_ms
 from domain.reports import ReportWindow
 
+# The producer walks in pages of the API's largest size and cuts them into batches:
+# a walk of 1000-ID pages spends most of a pass waiting on one page after another while
+# the consumers keep the database busy.
+PAGE_SIZE = 10_000
+
 # The producer's page written with OFFSET instead of a keyset: the same users in the same
 # order, probed the same way (each EXISTS fenced by OFFSET 0, as the product's are), but
 # PostgreSQL must find and skip every eligible user before the page.
@@ -141,7 +146,7 @@ async def producer_consumer_pass(produce: PageSource, consumers: Sequence[Consum
     """The scheduler's pass: one producer walks the pages into a bounded queue, many consume.
 
     The queue holds two batches per consumer, so the producer stays ahead without reading
-    the whole walk into memory.
+    the whole walk into memory; it waits with at most one page in hand.
     """
     queue: asyncio.Queue[list[int] | None] = asyncio.Queue(maxsize=2 * len(consumers))
     walked: list[int] = []
@@ -155,8 +160,8 @@ async def producer_consumer_pass(produce: PageSource, consumers: Sequence[Consum
             user_ids, after_id = await produce(after_id)
             pages += 1
             walked.extend(user_ids)
-            if user_ids:
-                await queue.put(user_ids)
+            for start in range(0, len(user_ids), BATCH_SIZE):
+                await queue.put(user_ids[start : start + BATCH_SIZE])
         for _ in consumers:
             await queue.put(None)
 
@@ -192,9 +197,9 @@ async def sql_pass(
     """The pass done directly in SQL: the product's two statements over the pool."""
 
     async def produce(after_id: int) -> tuple[list[int], int | None]:
-        rows = await pool.fetch(USER_IDS_SQL, after_id, window.start, window.end, BATCH_SIZE + 1)
-        page = [row[0] for row in rows[:BATCH_SIZE]]
-        return page, page[-1] if len(rows) > BATCH_SIZE else None
+        rows = await pool.fetch(USER_IDS_SQL, after_id, window.start, window.end, PAGE_SIZE + 1)
+        page = [row[0] for row in rows[:PAGE_SIZE]]
+        return page, page[-1] if len(rows) > PAGE_SIZE else None
 
     async def consume(batch: list[int]) -> int:
         rows = await pool.fetch(REPORT_SQL, batch, window.start, window.end, max_tasks)
@@ -212,7 +217,7 @@ async def http_pass(
     """The pass over HTTP, each client on a keep-alive connection of its own."""
 
     async def produce(after_id: int) -> tuple[list[int], int | None]:
-        page = await producer.user_ids(after_id, BATCH_SIZE)
+        page = await producer.user_ids(after_id, PAGE_SIZE)
         return page.user_ids, page.next_after_id
 
     def consumer_for(client: SchedulerClient) -> Consumer:
