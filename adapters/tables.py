@@ -46,3 +46,19 @@ tasks = sa.Table(
     ),
     sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
 )
+
+# The indexes the two read statements rely on, as the first migration creates them.
+sa.Index(
+    "ix_tasks_user_id_created_at_open",
+    tasks.c.user_id,
+    tasks.c.created_at,
+    tasks.c.id,
+    postgresql_where=tasks.c.completed_at.is_(None),
+)
+sa.Index(
+    "ix_tasks_user_id_completed_at",
+    tasks.c.user_id,
+    tasks.c.completed_at,
+    tasks.c.id,
+    postgresql_include=["created_at"],
+)

@@ -4,10 +4,14 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import migrations
 from adapters.database import PoolSettings, create_engine
+from adapters.tables import metadata
 from tests.conftest import scratch_database
 from tests.data import Seeder
 
@@ -167,3 +171,14 @@ async def test_defaults_fill_ids_created_at_and_description(
     assert task["description"] == ""
     assert task["created_at"] is not None
     assert task["completed_at"] is None
+
+
+async def test_table_metadata_matches_what_the_migrations_create(engine: AsyncEngine) -> None:
+    def differences(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection)
+        return list(compare_metadata(context, metadata))
+
+    async with engine.connect() as connection:
+        found = await connection.run_sync(differences)
+
+    assert found == []
