@@ -117,7 +117,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, url: str) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     url = resolve_database_url(settings)
     asyncio.run(migrate(url, settings))
-    asyncio.run(_load_demo_data(url, args.users))
+    example_ids = asyncio.run(_load_demo_data(url, args.users)) or [1, 2, 3]
 
     key = new_api_key()
     entry = entry_line(DEMO_CLIENT, key)
@@ -134,7 +134,7 @@ Demo API key (shown once; the service keeps only its SHA-256): {key}
 Try:
   curl -s -H 'X-API-Key: {key}' '{base}/user-ids-for-processing?limit=5'
   curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json' \\
-       -d '{{"userIds": [1, 2, 3], "maxTasks": 3}}' '{base}/user-task-reports-by-ids'
+       -d '{{"userIds": {example_ids}, "maxTasks": 3}}' '{base}/user-task-reports-by-ids'
 OpenAPI document: http://{host}:{port}/schema/openapi.json
 """,
         flush=True,
@@ -142,19 +142,26 @@ OpenAPI document: http://{host}:{port}/schema/openapi.json
     return _run_server(args, load_settings(), url)
 
 
-async def _load_demo_data(url: str, users: int) -> None:
+async def _load_demo_data(url: str, users: int) -> list[int]:
+    """Fill an empty database; return a few users with open tasks, for the printed example."""
     connection = await asyncpg.connect(url)
     try:
         existing = await connection.fetchval("SELECT count(*) FROM users")
         if existing:
             print(f"The database already holds {existing} users; keeping them.")
-            return
-        print(f"Generating demo data for {users} users...", flush=True)
-        summary = await generate_demo_data(connection, users=users, now=datetime.now(UTC))
-        print(
-            f"Loaded {summary.users} users and {summary.tasks} tasks",
-            f"({summary.completed} completed).",
+        else:
+            print(f"Generating demo data for {users} users...", flush=True)
+            summary = await generate_demo_data(connection, users=users, now=datetime.now(UTC))
+            print(
+                f"Loaded {summary.users} users and {summary.tasks} tasks",
+                f"({summary.completed} completed).",
+            )
+        rows = await connection.fetch(
+            "SELECT u.id FROM users u"
+            " WHERE EXISTS (SELECT FROM tasks t WHERE t.user_id = u.id AND t.completed_at IS NULL)"
+            " ORDER BY u.id LIMIT 3",
         )
+        return [row[0] for row in rows]
     finally:
         await connection.close()
 
