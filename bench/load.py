@@ -49,6 +49,7 @@ from adapters.database import PoolSettings, create_engine
 from adapters.demo_data import generate_demo_data
 from adapters.embedded_postgres import start_embedded_postgres
 from adapters.migrations import upgrade
+from bench.loopback_http import HttpConnection
 from entrypoints.api_keys import entry_line, new_api_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -114,51 +115,6 @@ async def drop_database(server_url: str, url: str) -> None:
         await admin.close()
 
 
-# HTTP
-
-
-class HttpConnection:
-    """One keep-alive HTTP/1.1 connection, lean enough to leave the CPU to the server.
-
-    httpx parses every answer in Python; with 32 clients on the machine that also runs
-    the server and PostgreSQL, that would measure the client as much as the service.
-    """
-
-    def __init__(self, port: int, headers: dict[str, str]) -> None:
-        self._port = port
-        fixed = {"Host": f"{HOST}:{port}", **headers}
-        self._head_tail = "".join(f"{name}: {value}\r\n" for name, value in fixed.items())
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
-        if self._streams is None:
-            self._streams = await asyncio.open_connection(HOST, self._port)
-        reader, writer = self._streams
-        head = f"{method} {target} HTTP/1.1\r\n{self._head_tail}"
-        if body:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        writer.write((head + "\r\n").encode("ascii") + body)
-
-        status_line, *header_lines = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
-        headers = dict(_header(line) for line in header_lines if line)
-        answer = await reader.readexactly(int(headers.get(b"content-length", b"0")))
-        if headers.get(b"connection") == b"close":
-            await self.close()
-        return int(status_line.split(b" ", 2)[1]), answer
-
-    async def close(self) -> None:
-        streams, self._streams = self._streams, None
-        if streams is not None:
-            streams[1].close()
-            with contextlib.suppress(OSError):
-                await streams[1].wait_closed()
-
-
-def _header(line: bytes) -> tuple[bytes, bytes]:
-    name, _, value = line.partition(b":")
-    return name.strip().lower(), value.strip().lower()
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
@@ -186,7 +142,7 @@ class Server:
         return self._process.pid
 
     def connection(self) -> HttpConnection:
-        return HttpConnection(self.port, {"X-API-Key": self.api_key})
+        return HttpConnection(HOST, self.port, {"X-API-Key": self.api_key})
 
     async def __aenter__(self) -> "Server":
         environment = {
@@ -259,7 +215,7 @@ class Server:
         return next((line for line in reversed(lines) if "task_tracker.access" in line), None)
 
     async def _wait_until_ready(self) -> None:
-        probe = HttpConnection(self.port, {})
+        probe = HttpConnection(HOST, self.port, {})
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             assert self._process is not None
@@ -314,7 +270,7 @@ class Job:
     kind: str  # "page" or "batch"
     method: str
     target: str
-    body: bytes
+    body: bytes | None
     expected_ids: tuple[int, ...]
 
     def answer_is_right(self, answer: bytes) -> bool:
@@ -343,7 +299,7 @@ async def plan_jobs(connection: HttpConnection, window_end: datetime) -> list[Jo
         if status != 200:
             raise SystemExit(f"the producer's walk failed: {status} {answer[:300]!r}")
         page = _user_ids_decoder.decode(answer)
-        jobs.append(Job("page", "GET", target, b"", tuple(page.user_ids)))
+        jobs.append(Job("page", "GET", target, None, tuple(page.user_ids)))
         for start in range(0, len(page.user_ids), BATCH_SIZE):
             batch = tuple(page.user_ids[start : start + BATCH_SIZE])
             body = msgspec.json.encode({"userIds": batch, "maxTasks": MAX_TASKS, **window})
